@@ -40,4 +40,6 @@ def dead_letter_topic(topic: str) -> str:
     return f"{topic}.dlq"
 
 
-ALL_TOPICS: Final[tuple[str, ...]] = EVENT_TOPICS + tuple(dead_letter_topic(t) for t in EVENT_TOPICS)
+ALL_TOPICS: Final[tuple[str, ...]] = EVENT_TOPICS + tuple(
+    dead_letter_topic(t) for t in EVENT_TOPICS
+)
