@@ -1,0 +1,44 @@
+"""Liveness and readiness: what `/healthz` and `/readyz` report."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+Probe = Callable[[], Awaitable[bool]]
+
+
+@dataclass
+class Health:
+    """Readiness probes plus the named components that currently cannot make progress."""
+
+    probes: dict[str, Probe] = field(default_factory=dict)
+    stalled: dict[str, str] = field(default_factory=dict)
+
+    def add_probe(self, name: str, probe: Probe) -> None:
+        """Register a check that must pass for the service to be ready."""
+        self.probes[name] = probe
+
+    def stall(self, component: str, reason: str) -> None:
+        """Mark a component as unable to progress (e.g. a consumer retrying a lost database)."""
+        self.stalled[component] = reason
+
+    def recover(self, component: str) -> None:
+        """Mark a component as progressing again."""
+        self.stalled.pop(component, None)
+
+    async def readiness(self, timeout_s: float = 2.0) -> dict[str, str]:
+        """Run every probe; map each check to "ok" or the reason it failed."""
+
+        async def run(name: str, probe: Probe) -> tuple[str, str]:
+            try:
+                ok = await asyncio.wait_for(probe(), timeout_s)
+            except Exception as exc:  # a failing probe is an answer, not an error
+                return name, f"failed: {type(exc).__name__}"
+            return name, "ok" if ok else "failed"
+
+        results = dict(await asyncio.gather(*(run(n, p) for n, p in self.probes.items())))
+        for component, reason in self.stalled.items():
+            results[component] = f"stalled: {reason}"
+        return results

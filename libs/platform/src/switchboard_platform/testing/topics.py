@@ -1,0 +1,54 @@
+"""Read what services published, straight from the real topics, for assertions."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer
+
+from switchboard_contracts import Event, decode
+
+
+async def collect_events(
+    bootstrap_servers: str,
+    topic: str,
+    *,
+    tenant: str,
+    expect: int,
+    timeout_s: float = 20.0,
+    settle_s: float = 0.0,
+) -> list[Event[Any]]:
+    """All events of `tenant` on `topic` from the beginning, once `expect` arrived.
+
+    With `settle_s`, keeps reading that long after the expected count, so a test can
+    prove that no extra (duplicate) event follows.
+    """
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap_servers,
+        group_id=f"test-{uuid.uuid4().hex}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        fetch_max_wait_ms=20,
+    )
+    await consumer.start()
+    found: list[Event[Any]] = []
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    try:
+        while loop.time() < deadline:
+            batches = await consumer.getmany(timeout_ms=100)
+            for records in batches.values():
+                for r in records:
+                    if r.key == tenant.encode():
+                        found.append(decode(r.topic, r.value, r.headers))
+            if len(found) >= expect:
+                if settle_s <= 0:
+                    break
+                deadline = min(deadline, loop.time() + settle_s)
+                settle_s = 0
+    finally:
+        await consumer.stop()
+    return found

@@ -1,0 +1,136 @@
+"""What a call note and a rating are, and the rules about them (no I/O)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from switchboard_contracts.calls import CallReceived, RecordingRef
+from switchboard_contracts.categories import DataCategory
+from switchboard_contracts.common import Caller
+from switchboard_contracts.notes import DeletionReason
+
+_NOTE_NAMESPACE = uuid.UUID("6f1c0a52-5d7e-4c36-9a55-6c1f0f3c9b10")
+
+
+class TenantMismatch(ValueError):
+    """The event's envelope and its payload name different tenants: refuse, never guess."""
+
+
+def note_id_for(call_id: str) -> str:
+    """A call's note id: derived from the call id, so a redelivered call maps to the same note."""
+    return str(uuid.uuid5(_NOTE_NAMESPACE, call_id))
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """The call note the client receives (R-CALL-1)."""
+
+    id: str
+    call_id: str
+    tenant_id: str
+    agent_id: str
+    caller: Caller
+    concern: str
+    contact_person: str | None
+    started_at: datetime
+    duration_seconds: int | None
+    forwarded_from: str | None
+    dialed_number: str | None
+    recording: RecordingRef | None
+    created_at: datetime
+    category: DataCategory = DataCategory.CALL_DATA
+
+    @property
+    def retention_from(self) -> datetime:
+        """The retention clock of call data starts with the call (R-RET-1)."""
+        return self.started_at
+
+    @classmethod
+    def from_call(cls, call: CallReceived, *, envelope_tenant: str, now: datetime) -> Note:
+        """Take the note of a captured call."""
+        if call.tenant_id != envelope_tenant:
+            raise TenantMismatch("payload tenant_id differs from the event's tenantid")
+        return cls(
+            id=note_id_for(call.call_id),
+            call_id=call.call_id,
+            tenant_id=call.tenant_id,
+            agent_id=call.agent_id,
+            caller=call.caller,
+            concern=call.concern,
+            contact_person=call.contact_person,
+            started_at=call.started_at,
+            duration_seconds=call.duration_seconds,
+            forwarded_from=call.forwarded_from,
+            dialed_number=call.dialed_number,
+            recording=call.recording,
+            created_at=now,
+        )
+
+
+PERSONAL_FIELDS = (
+    "caller",
+    "concern",
+    "contact_person",
+    "recording",
+    "forwarded_from",
+    "dialed_number",
+    "duration_seconds",
+)
+"""What a deleted note no longer holds; its tombstone keeps only ids and times."""
+
+
+@dataclass(frozen=True, slots=True)
+class Deletion:
+    """The removal of a note: by whom, when, why (R-NOTE-2, R-RET-6)."""
+
+    note_id: str
+    tenant_id: str
+    deleted_by: str
+    deleted_at: datetime
+    reason: DeletionReason = DeletionReason.CLIENT_REQUEST
+
+
+@dataclass(frozen=True, slots=True)
+class Rating:
+    """A client's feedback on one note; the latest rating of a note replaces the earlier one."""
+
+    note_id: str
+    call_id: str
+    tenant_id: str
+    agent_id: str
+    score: int
+    comment: str | None
+    rated_by: str
+    rated_at: datetime
+    note_started_at: datetime
+    category: DataCategory = DataCategory.CALL_DATA
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.score <= 5:
+            raise ValueError("score must be between 1 and 5")
+
+
+@dataclass(frozen=True, slots=True)
+class NoteFilter:
+    """What a client asks of its note list."""
+
+    tenant_id: str
+    started_from: datetime | None = None
+    started_to: datetime | None = None
+    contact_person: str | None = None
+    text: str | None = None
+    limit: int = 50
+    after: tuple[datetime, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AgentRatings:
+    """How clients rated one secretary: count, average and recent comments (R-NOTE-3)."""
+
+    agent_id: str
+    count: int
+    average: float
+    recent_comments: list[dict[str, Any]]

@@ -1,0 +1,44 @@
+"""The notes service: call notes from `call.received`, read, searched, deleted and rated."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from switchboard_contracts.notes import NoteCreated, NoteDeleted, NoteRated
+from switchboard_platform.runtime import ServiceRuntime
+
+from . import api
+from .config import NotesSettings
+from .handlers import register_handlers
+from .repository import INDEXES, NOTES, RATINGS, NotesRepository
+from .service import NotesService
+
+
+def create_app(settings: NotesSettings | None = None) -> FastAPI:
+    """Build the notes app; clients connect when it starts."""
+    settings = settings or NotesSettings()
+    runtime = ServiceRuntime(
+        "notes",
+        settings,
+        indexes=INDEXES,
+        outbox_collections=(NOTES, RATINGS),
+        publishes=(NoteCreated, NoteDeleted, NoteRated),
+    )
+    app: FastAPI
+
+    def service() -> NotesService:
+        notes_service: NotesService = app.state.notes_service
+        return notes_service
+
+    async def on_startup(rt: ServiceRuntime) -> None:
+        repository = NotesRepository(rt.db)
+        app.state.notes_service = NotesService(repository, events_written=rt.notify_outbox)
+
+    register_handlers(runtime, service)
+    app = runtime.create_app(
+        title="Switchboard notes",
+        description="Call notes for clients: list, search, delete, rate (R-CALL-1, R-NOTE-2/3).",
+        routers=[api.router],
+        on_startup=on_startup,
+    )
+    return app

@@ -1,0 +1,136 @@
+"""Use cases of the notes service: record a call as a note, list, delete, rate, report."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from switchboard_contracts import Event, make_event
+from switchboard_contracts.calls import CallReceived
+from switchboard_contracts.notes import NoteCreated, NoteDeleted, NoteRated
+from switchboard_platform.errors import NotFound
+from switchboard_platform.mongo import Document
+
+from .domain import AgentRatings, Deletion, Note, NoteFilter, Rating
+from .repository import NotesRepository
+
+SOURCE = "/switchboard/notes"
+Clock = Callable[[], datetime]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def note_created(note: Note) -> Event[NoteCreated]:
+    """The `note.created` event announcing `note`."""
+    payload = NoteCreated(
+        note_id=note.id,
+        call_id=note.call_id,
+        tenant_id=note.tenant_id,
+        agent_id=note.agent_id,
+        caller=note.caller,
+        concern=note.concern,
+        contact_person=note.contact_person,
+        started_at=note.started_at,
+        duration_seconds=note.duration_seconds,
+        forwarded_from=note.forwarded_from,
+        recording=note.recording,
+        created_at=note.created_at,
+    )
+    return make_event(payload, tenant_id=note.tenant_id, source=SOURCE, subject=note.id)
+
+
+class NotesService:
+    """What the notes service does, independent of HTTP and Kafka."""
+
+    def __init__(
+        self,
+        repository: NotesRepository,
+        *,
+        events_written: Callable[[], None] = lambda: None,
+        clock: Clock = _utcnow,
+    ) -> None:
+        self._repo = repository
+        self._events_written = events_written
+        self._clock = clock
+
+    async def record_call(self, event: Event[CallReceived]) -> bool:
+        """Store the note of a received call exactly once; True if it is new."""
+        note = Note.from_call(event.data, envelope_tenant=event.tenantid, now=self._clock())
+        created = await self._repo.insert_new(note, [note_created(note)])
+        if created:
+            self._events_written()
+        return created
+
+    async def get(self, tenant_id: str, note_id: str) -> Document:
+        """One live note of the tenant, or NotFound."""
+        doc = await self._repo.get(tenant_id, note_id)
+        if doc is None:
+            raise NotFound("note not found")
+        return doc
+
+    async def list_notes(
+        self, query: NoteFilter
+    ) -> tuple[list[Document], tuple[datetime, str] | None]:
+        """A page of notes and the position after its last one (None on the last page)."""
+        docs = await self._repo.page(query)
+        more = len(docs) == query.limit
+        return docs, (self._repo.cursor_position(docs[-1]) if more else None)
+
+    async def delete(self, tenant_id: str, note_id: str, deleted_by: str) -> None:
+        """Remove a note (R-NOTE-2): personal data goes, `note.deleted` announces it."""
+        deletion = Deletion(
+            note_id=note_id, tenant_id=tenant_id, deleted_by=deleted_by, deleted_at=self._clock()
+        )
+        existing = await self._repo.get(tenant_id, note_id)
+        if existing is None:
+            raise NotFound("note not found")
+        payload = NoteDeleted(
+            note_id=note_id,
+            call_id=existing["call_id"],
+            tenant_id=tenant_id,
+            deleted_at=deletion.deleted_at,
+            deleted_by=deleted_by,
+            reason=deletion.reason,
+        )
+        event = make_event(payload, tenant_id=tenant_id, source=SOURCE, subject=note_id)
+        if await self._repo.mark_deleted(deletion, [event]) is None:
+            raise NotFound("note not found")
+        await self._repo.forget_rating_comment(note_id)
+        self._events_written()
+
+    async def rate(
+        self, tenant_id: str, note_id: str, *, score: int, comment: str | None, rated_by: str
+    ) -> Rating:
+        """Record the client's feedback on a note (R-NOTE-3) and announce it."""
+        note = await self.get(tenant_id, note_id)
+        rating = Rating(
+            note_id=note_id,
+            call_id=note["call_id"],
+            tenant_id=tenant_id,
+            agent_id=note["agent_id"],
+            score=score,
+            comment=comment,
+            rated_by=rated_by,
+            rated_at=self._clock(),
+            note_started_at=note["started_at"],
+        )
+        payload = NoteRated(
+            note_id=note_id,
+            call_id=rating.call_id,
+            tenant_id=tenant_id,
+            agent_id=rating.agent_id,
+            score=score,
+            comment=comment,
+            rated_at=rating.rated_at,
+            rated_by=rated_by,
+        )
+        event = make_event(payload, tenant_id=tenant_id, source=SOURCE, subject=note_id)
+        await self._repo.save_rating(rating, [event])
+        self._events_written()
+        return rating
+
+    async def agent_ratings(self, agent_id: str | None = None) -> list[AgentRatings]:
+        """Ratings per agent across tenants, for allocating secretaries."""
+        return await self._repo.agent_ratings(agent_id)
