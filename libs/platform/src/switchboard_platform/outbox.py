@@ -94,6 +94,7 @@ class OutboxRelay:
         *,
         poll_interval_s: float = 1.0,
         batch_size: int = 500,
+        publish_timeout_s: float = 10.0,
     ) -> None:
         self._db = db
         self._service = service
@@ -101,6 +102,7 @@ class OutboxRelay:
         self._broker = broker
         self._poll_interval_s = poll_interval_s
         self._batch_size = batch_size
+        self._publish_timeout_s = publish_timeout_s
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -170,8 +172,9 @@ class OutboxRelay:
         OUTBOX_BACKLOG.labels(service=self._service).set(len(pending))
         if not pending:
             return 0
-        futures = [await self._publish(p.entry) for p in pending]
-        await asyncio.gather(*futures)
+        async with asyncio.timeout(self._publish_timeout_s):
+            futures = [await self._publish(p.entry) for p in pending]
+            await asyncio.gather(*futures)
         await self._clear(pending)
         for p in pending:
             OUTBOX_PUBLISHED.labels(service=self._service, topic=p.entry["topic"]).inc()

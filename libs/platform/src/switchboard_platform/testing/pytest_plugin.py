@@ -62,7 +62,7 @@ def _mode() -> ServerMode:
 
 
 def _embedded(stack: ExitStack) -> _Session:
-    kafka = stack.enter_context(EmbeddedKafka())
+    kafka = stack.enter_context(EmbeddedKafka(topics=ALL_TOPICS))
     mongo = stack.enter_context(EmbeddedMongo())
     return _Session(ServerEndpoints(kafka.bootstrap_servers, mongo.url), kafka)
 
@@ -165,7 +165,7 @@ def servers(_switchboard_session: _Session) -> ServerEndpoints:
 def embedded_kafka(_switchboard_session: _Session) -> EmbeddedKafka | None:
     """The session's embedded broker, to stop and restart in crash tests; None in other modes.
 
-    A restarted broker is empty: call `ensure_topics` again before producing.
+    `restart()` brings it back on the same port with every contract topic, but empty.
     """
     return _switchboard_session.kafka
 
