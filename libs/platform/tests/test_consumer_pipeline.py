@@ -20,6 +20,7 @@ from switchboard_platform.runtime import ServiceRuntime
 from switchboard_platform.settings import ServiceSettings
 from switchboard_platform.testing.apps import running_app
 from switchboard_platform.testing.pytest_plugin import ServerEndpoints
+from switchboard_platform.testing.settings import service_settings
 
 
 @dataclass
@@ -51,13 +52,7 @@ class Harness:
 
 @pytest.fixture(scope="module")
 async def harness(servers: ServerEndpoints) -> AsyncIterator[Harness]:
-    settings = ServiceSettings(
-        kafka_bootstrap_servers=servers.kafka_bootstrap_servers,
-        mongodb_url=servers.mongodb_url,
-        mongodb_database=f"pipeline_{uuid.uuid4().hex[:8]}",
-        kafka_fetch_max_wait_ms=20,
-        environment="test",
-    )
+    settings = service_settings(ServiceSettings, servers, f"pipeline_{uuid.uuid4().hex[:8]}")
     runtime = ServiceRuntime("pipeline-test", settings)
     recorder = Recorder()
     runtime.consume(CallReceived, recorder, group_id=f"pipeline-{uuid.uuid4().hex[:8]}")

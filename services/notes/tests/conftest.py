@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import uuid
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -13,19 +12,13 @@ from switchboard_notes.config import NotesSettings
 from switchboard_notes.main import create_app
 from switchboard_platform.testing.apps import running_app
 from switchboard_platform.testing.pytest_plugin import ServerEndpoints
+from switchboard_platform.testing.settings import service_settings
 
 
 @pytest.fixture(scope="module")
 def notes_settings(servers: ServerEndpoints) -> NotesSettings:
     """Settings pointing at the session's broker and a database of this test module."""
-    return NotesSettings(
-        kafka_bootstrap_servers=servers.kafka_bootstrap_servers,
-        mongodb_url=servers.mongodb_url,
-        mongodb_database=f"notes_{uuid.uuid4().hex[:12]}",
-        kafka_fetch_max_wait_ms=20,
-        outbox_poll_interval_s=0.2,
-        environment="test",
-    )
+    return service_settings(NotesSettings, servers, f"notes_{uuid.uuid4().hex[:12]}")
 
 
 @pytest.fixture(scope="module")

@@ -160,6 +160,7 @@ def subscribe(
     *,
     group_id: str,
     fetch_max_wait_ms: int,
+    session_timeout_ms: int = 10_000,
 ) -> None:
     """Attach `pipeline` to its topic as a consumer-group subscriber with commit-after-handle."""
     payload_type = pipeline.payload_type
@@ -186,6 +187,8 @@ def subscribe(
         group_id=group_id,
         auto_offset_reset="earliest",
         fetch_max_wait_ms=fetch_max_wait_ms,
+        session_timeout_ms=session_timeout_ms,
+        heartbeat_interval_ms=max(session_timeout_ms // 4, 500),
         ack_policy=AckPolicy.NACK_ON_ERROR,
         decoder=_raw_body,
         title=f"{pipeline.topic}:{group_id}",

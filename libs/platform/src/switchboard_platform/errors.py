@@ -3,7 +3,6 @@
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-
 _LOCATIONS = ("body", "query", "path", "header")
 
 

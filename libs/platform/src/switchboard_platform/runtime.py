@@ -97,6 +97,7 @@ class ServiceRuntime:
             pipeline,
             group_id=group_id or self.name,
             fetch_max_wait_ms=self.settings.kafka_fetch_max_wait_ms,
+            session_timeout_ms=self.settings.kafka_session_timeout_ms,
         )
 
     def asyncapi_json(self) -> str:

@@ -35,6 +35,9 @@ class ServiceSettings(BaseSettings):
     kafka_fetch_max_wait_ms: int = Field(
         500, ge=1, le=30_000, validation_alias=_env("KAFKA_FETCH_MAX_WAIT_MS")
     )
+    kafka_session_timeout_ms: int = Field(
+        10_000, ge=1_000, le=300_000, validation_alias=_env("KAFKA_SESSION_TIMEOUT_MS")
+    )
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         "PLAINTEXT", validation_alias=_env("KAFKA_SECURITY_PROTOCOL")
     )

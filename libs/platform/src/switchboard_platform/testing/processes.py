@@ -42,6 +42,7 @@ class ServiceProcess:
             "SWITCHBOARD_JWT_SECRET": DEV_JWT_SECRET,
             "SWITCHBOARD_ENV": "test",
             "KAFKA_FETCH_MAX_WAIT_MS": "20",
+            "KAFKA_SESSION_TIMEOUT_MS": "6000",
             "OUTBOX_POLL_INTERVAL_S": "0.2",
             f"{prefix}_HOST": "127.0.0.1",
             f"{prefix}_PORT": str(self.port),

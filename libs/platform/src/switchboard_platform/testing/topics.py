@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from switchboard_contracts import Event, decode
 
@@ -26,14 +25,18 @@ async def collect_events(
     prove that no extra (duplicate) event follows.
     """
     consumer = AIOKafkaConsumer(
-        topic,
         bootstrap_servers=bootstrap_servers,
-        group_id=f"test-{uuid.uuid4().hex}",
-        auto_offset_reset="earliest",
         enable_auto_commit=False,
         fetch_max_wait_ms=20,
     )
     await consumer.start()
+    # no consumer group: assign every partition directly, no join to wait for
+    partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+    if not partitions:
+        await consumer.stop()
+        raise LookupError(f"topic {topic!r} does not exist")
+    consumer.assign(partitions)
+    await consumer.seek_to_beginning(*partitions)
     found: list[Event[Any]] = []
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout_s

@@ -1,0 +1,38 @@
+# Switchboard developer entry points. Needs only python3 and pip: uv is installed from PyPI.
+
+SHELL := /bin/sh
+.DEFAULT_GOAL := install
+
+# uv on PATH, else the one pip installed (its `python3 -m uv` works without PATH changes).
+# Recursive (=), so it is looked up again after `install` has put uv in place.
+UV = $(shell command -v uv 2>/dev/null || echo python3 -m uv)
+RUN = $(UV) run --no-sync
+
+.PHONY: install dev token check test
+
+install:
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || \
+		python3 -m pip install --quiet uv || \
+		python3 -m pip install --quiet --user --break-system-packages uv
+	$(UV) sync --all-packages --frozen || $(UV) sync --all-packages
+
+dev: install
+	$(RUN) switchboard dev
+
+token:
+ifdef ROLE
+	@$(UV) run --quiet switchboard token --role $(ROLE) $(if $(TENANT),--tenant $(TENANT)) $(if $(SUB),--sub $(SUB))
+else
+	@echo "usage: make token ROLE=agent|client|operator [TENANT=t] [SUB=s]"
+	@echo "   or: uv run switchboard token --role ROLE [--role ROLE ...] [--tenant T] [--sub S] [--ttl 3600]"
+	@echo "Signs with SWITCHBOARD_JWT_SECRET (the dev default when unset); send it as"
+	@echo "  curl -H \"Authorization: Bearer \$$(uv run switchboard token --role agent)\" http://127.0.0.1:8001/..."
+endif
+
+check: install
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+	$(RUN) mypy libs services tools
+
+test: check
+	$(RUN) pytest

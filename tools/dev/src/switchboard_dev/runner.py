@@ -1,0 +1,123 @@
+"""`switchboard dev`: the whole suite on one machine, on embedded servers unless told otherwise."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from types import FrameType
+
+from aiokafka.errors import KafkaError
+from pydantic import ValidationError
+
+from switchboard_contracts.topics import ALL_TOPICS
+from switchboard_dev.command import SubParsers
+from switchboard_dev.config import DevSettings, workspace_root
+from switchboard_dev.infra import Endpoints, dev_servers
+from switchboard_dev.services import SERVICES, Service, missing_reason
+from switchboard_dev.supervisor import ChildSpec, Supervisor, stop_on_signals
+from switchboard_platform.embedded import EmbeddedServerError
+from switchboard_platform.kafka_admin import ensure_topics
+from switchboard_platform.settings import DEV_JWT_SECRET
+
+HOST = "127.0.0.1"
+FETCH_MAX_WAIT_MS = "20"  # Tansu answers a fetch only after its full wait (INFRA.md)
+_PORT_HINT = (
+    "Is another `switchboard dev` running? Set KAFKA_BOOTSTRAP_SERVERS / MONGODB_URL to use "
+    "running servers, or SWITCHBOARD_DEV_KAFKA_PORT / SWITCHBOARD_DEV_MONGO_PORT for other ports."
+)
+
+
+def add_parser(subparsers: SubParsers, name: str) -> argparse.ArgumentParser:
+    """Add `dev` and its options."""
+    parser = subparsers.add_parser(
+        name,
+        help="run every service locally, with embedded Kafka and MongoDB by default",
+        description=(
+            "Start Kafka and MongoDB (embedded unless KAFKA_BOOTSTRAP_SERVERS / MONGODB_URL "
+            "are set), create the topics, then run and supervise every service."
+        ),
+    )
+    parser.add_argument(
+        "--grace", type=float, default=10.0, help="seconds a service gets to stop after SIGTERM"
+    )
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run until Ctrl-C or SIGTERM; then stop the services and the embedded servers."""
+    try:
+        settings = DevSettings()
+    except ValidationError as exc:
+        _say(f"bad settings: {exc}")
+        return 2
+    data_dir = settings.data_dir or workspace_root(Path.cwd()) / ".data"
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # clean up even during start-up
+    try:
+        with dev_servers(settings, data_dir, _say) as endpoints:
+            return asyncio.run(_supervise(endpoints, args.grace))
+    except EmbeddedServerError as exc:
+        _say(f"{exc}\n{_PORT_HINT if 'in use' in str(exc) else ''}")
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        _say("stopped")
+
+
+def service_child(service: Service, endpoints: Endpoints, env: Mapping[str, str]) -> ChildSpec:
+    """How to run `service`: `python -m <module>` with the suite's variables set."""
+    prefix = service.env_prefix
+    child_env = dict(env)
+    child_env.update(
+        {
+            "KAFKA_BOOTSTRAP_SERVERS": endpoints.kafka_bootstrap_servers,
+            "MONGODB_URL": endpoints.mongodb_url,
+            f"{prefix}_PORT": str(service_port(service, env)),
+            f"{prefix}_HOST": HOST,
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
+    child_env.setdefault("SWITCHBOARD_JWT_SECRET", DEV_JWT_SECRET)
+    child_env.setdefault("KAFKA_FETCH_MAX_WAIT_MS", FETCH_MAX_WAIT_MS)
+    child_env.setdefault("KAFKA_SESSION_TIMEOUT_MS", "6000")
+    return ChildSpec(service.name, (sys.executable, "-m", service.module), child_env)
+
+
+def service_port(service: Service, env: Mapping[str, str]) -> int:
+    """The service's port: `<NAME>_PORT` from the environment, else the table's."""
+    return int(env.get(f"{service.env_prefix}_PORT") or service.port)
+
+
+async def _supervise(endpoints: Endpoints, grace: float) -> int:
+    stop = asyncio.Event()
+    stop_on_signals(stop)
+    try:
+        await ensure_topics(endpoints.kafka_bootstrap_servers, ALL_TOPICS)
+    except KafkaError as exc:
+        _say(f"could not create topics on {endpoints.kafka_bootstrap_servers}: {exc!r}")
+        return 1
+    children = []
+    for service in SERVICES:
+        reason = missing_reason(service)
+        if reason is not None:
+            _say(f"skipped  {service.name}: {reason}")
+            continue
+        children.append(service_child(service, endpoints, os.environ))
+        _say(f"{service.name:<8} http://{HOST}:{service_port(service, os.environ)}/docs")
+    _say("Ctrl-C stops everything")
+    await Supervisor(children, grace=grace).run(stop)
+    return 0
+
+
+def _say(message: str) -> None:
+    print(f"switchboard: {message}", flush=True)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
