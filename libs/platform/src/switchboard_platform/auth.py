@@ -17,6 +17,7 @@ from jwt.types import Options
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import NotFound
+from .logs import bind_tenant
 from .settings import ServiceSettings
 
 
@@ -100,11 +101,13 @@ def current_principal(
         raise _unauthorized("missing bearer token")
     verifier: TokenVerifier = request.app.state.token_verifier
     try:
-        return verifier.verify(credentials.credentials)
+        principal = verifier.verify(credentials.credentials)
     except jwt.ExpiredSignatureError as exc:
         raise _unauthorized("token expired") from exc
     except (jwt.InvalidTokenError, jwt.PyJWKClientError) as exc:
         raise _unauthorized("invalid token") from exc
+    bind_tenant(principal.tenant)
+    return principal
 
 
 def require_roles(*roles: Role) -> Callable[[Principal], Principal]:

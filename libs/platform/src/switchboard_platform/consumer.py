@@ -26,8 +26,10 @@ from switchboard_contracts import Event, EventDecodeError, EventPayload, decode
 from switchboard_contracts.topics import dead_letter_topic
 
 from .health import Health
+from .logs import bind_tenant, log_scope
 from .metrics import HANDLER_DURATION, MESSAGES_CONSUMED, MESSAGES_DEAD_LETTERED, MESSAGES_FAILED
 from .mongo import is_transient
+from .settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +116,7 @@ class EventPipeline(Generic[P]):
         except EventDecodeError as exc:
             await self._dead_letters.send(record, exc.kind, exc.reason)
             return
+        bind_tenant(event.tenantid)
         if not isinstance(event.data, self.payload_type):
             await self._dead_letters.send(record, "unexpected_type", f"not a {self.topic} event")
             return
@@ -159,8 +162,7 @@ def subscribe(
     pipeline: EventPipeline[Any],
     *,
     group_id: str,
-    fetch_max_wait_ms: int,
-    session_timeout_ms: int = 10_000,
+    settings: ServiceSettings,
 ) -> None:
     """Attach `pipeline` to its topic as a consumer-group subscriber with commit-after-handle."""
     payload_type = pipeline.payload_type
@@ -176,19 +178,27 @@ def subscribe(
             value=raw.value,
             headers=tuple(raw.headers),
         )
-        await pipeline.process(record)
+        with log_scope():
+            await pipeline.process(record)
 
     consume.__name__ = f"on_{pipeline.topic.replace('.', '_')}"
     # Real (not string) annotations: FastStream documents the payload model in AsyncAPI,
     # NoCast keeps it from validating, so malformed bytes reach the pipeline's dead-lettering.
-    consume.__annotations__ = {"body": NoCast[payload_type], "msg": KafkaMessage, "return": None}
+    body_type = NoCast[payload_type]  # type: ignore[valid-type]
+    consume.__annotations__ = {"body": body_type, "msg": KafkaMessage, "return": None}
     broker.subscriber(
         pipeline.topic,
         group_id=group_id,
         auto_offset_reset="earliest",
-        fetch_max_wait_ms=fetch_max_wait_ms,
-        session_timeout_ms=session_timeout_ms,
-        heartbeat_interval_ms=max(session_timeout_ms // 4, 500),
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        heartbeat_interval_ms=max(settings.kafka_session_timeout_ms // 4, 500),
+        rebalance_timeout_ms=settings.kafka_rebalance_timeout_ms,
+        group_instance_id=(
+            f"{settings.kafka_group_instance_id}-{pipeline.topic}"
+            if settings.kafka_group_instance_id
+            else None
+        ),
         ack_policy=AckPolicy.NACK_ON_ERROR,
         decoder=_raw_body,
         title=f"{pipeline.topic}:{group_id}",

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import IO, Any
 
@@ -123,6 +124,10 @@ class JsonLineFormatter(JsonFormatter):
     def __init__(self) -> None:
         super().__init__(_FIELDS, rename_fields=_RENAMED)
 
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+        """ISO 8601 in UTC with milliseconds."""
+        return datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+
     def formatException(self, ei: Any) -> str:  # noqa: N802 - logging's name
         """Frames and exception types; messages only of network errors."""
         return safe_traceback(ei)
@@ -159,9 +164,10 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     root.handlers[:] = [h for h in root.handlers if not isinstance(h, JsonLinesHandler)]
     root.addHandler(handler)
     root.setLevel(level)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # logs each URL, query included
     access = logging.getLogger("uvicorn.access")
     if not any(isinstance(f, AccessLogPrivacy) for f in access.filters):
         access.addFilter(AccessLogPrivacy())
-    faststream = logging.getLogger("faststream")  # FastStream gives it a plain-text handler
-    faststream.handlers.clear()
-    faststream.propagate = True
+    broker_log = logging.getLogger("faststream")  # FastStream gives it a plain-text handler
+    broker_log.handlers.clear()
+    broker_log.propagate = True

@@ -95,9 +95,8 @@ class ServiceRuntime:
         subscribe(
             self.broker,
             pipeline,
-            group_id=group_id or self.name,
-            fetch_max_wait_ms=self.settings.kafka_fetch_max_wait_ms,
-            session_timeout_ms=self.settings.kafka_session_timeout_ms,
+            group_id=group_id or f"{self.name}.{payload_type.topic}",
+            settings=self.settings,
         )
 
     def asyncapi_json(self) -> str:

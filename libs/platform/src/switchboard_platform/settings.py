@@ -38,6 +38,15 @@ class ServiceSettings(BaseSettings):
     kafka_session_timeout_ms: int = Field(
         10_000, ge=1_000, le=300_000, validation_alias=_env("KAFKA_SESSION_TIMEOUT_MS")
     )
+    kafka_rebalance_timeout_ms: int = Field(
+        20_000, ge=1_000, le=600_000, validation_alias=_env("KAFKA_REBALANCE_TIMEOUT_MS")
+    )
+    kafka_group_instance_id: str | None = Field(
+        None,
+        description="Static group membership (KIP-345): a restarted process takes its old "
+        "place at once; must be unique per replica, e.g. the pod name of a StatefulSet",
+        validation_alias=_env("KAFKA_GROUP_INSTANCE_ID"),
+    )
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         "PLAINTEXT", validation_alias=_env("KAFKA_SECURITY_PROTOCOL")
     )

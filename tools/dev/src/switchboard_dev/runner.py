@@ -86,6 +86,8 @@ def service_child(service: Service, endpoints: Endpoints, env: Mapping[str, str]
     child_env.setdefault("SWITCHBOARD_JWT_SECRET", DEV_JWT_SECRET)
     child_env.setdefault("KAFKA_FETCH_MAX_WAIT_MS", FETCH_MAX_WAIT_MS)
     child_env.setdefault("KAFKA_SESSION_TIMEOUT_MS", "6000")
+    child_env.setdefault("KAFKA_REBALANCE_TIMEOUT_MS", "10000")
+    child_env.setdefault("KAFKA_GROUP_INSTANCE_ID", f"{service.name}-dev")
     return ChildSpec(service.name, (sys.executable, "-m", service.module), child_env)
 
 

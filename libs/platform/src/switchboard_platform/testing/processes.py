@@ -43,6 +43,9 @@ class ServiceProcess:
             "SWITCHBOARD_ENV": "test",
             "KAFKA_FETCH_MAX_WAIT_MS": "20",
             "KAFKA_SESSION_TIMEOUT_MS": "6000",
+            "KAFKA_REBALANCE_TIMEOUT_MS": "10000",
+            # static membership: a restarted process takes its old place in the group at once
+            "KAFKA_GROUP_INSTANCE_ID": f"{name}-0",
             "OUTBOX_POLL_INTERVAL_S": "0.2",
             f"{prefix}_HOST": "127.0.0.1",
             f"{prefix}_PORT": str(self.port),

@@ -1,0 +1,76 @@
+"""HTTP routes of intake: parse, authorise, call the use case, shape the reply."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, status
+
+from switchboard_platform.auth import (
+    AgentUser,
+    OperatorUser,
+    Principal,
+    Role,
+    ensure_tenant_access,
+    require_roles,
+)
+
+from .schemas import (
+    CallAccepted,
+    CallCreate,
+    TenantCreate,
+    TenantCreated,
+    TenantPublic,
+    TenantUpdate,
+)
+from .service import IntakeService
+
+
+def _service(request: Request) -> IntakeService:
+    service: IntakeService = request.app.state.intake_service
+    return service
+
+
+Service = Annotated[IntakeService, Depends(_service)]
+TenantReader = Annotated[Principal, Depends(require_roles(Role.OPERATOR, Role.CLIENT))]
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "No valid token"},
+    403: {"description": "Role not permitted"},
+}
+
+tenants = APIRouter(prefix="/v1/tenants", tags=["tenants"], responses=_ERRORS)
+calls = APIRouter(prefix="/v1/calls", tags=["calls"], responses=_ERRORS)
+
+
+@tenants.post("", status_code=status.HTTP_201_CREATED, responses={409: {}, 422: {}})
+async def create_tenant(body: TenantCreate, _: OperatorUser, service: Service) -> TenantCreated:
+    """Onboard a tenant (operators); publishes `tenant.changed`. 409 if a number is taken."""
+    tenant = await service.create_tenant(body.to_profile())
+    return TenantCreated(id=tenant.tenant_id)
+
+
+@tenants.get("/{tenant_id}", responses={404: {}})
+async def read_tenant(tenant_id: str, principal: TenantReader, service: Service) -> TenantPublic:
+    """A tenant's profile: operators any, a client only its own (another's answers 404)."""
+    ensure_tenant_access(principal, tenant_id, "tenant")
+    return TenantPublic.of(await service.get_tenant(tenant_id))
+
+
+@tenants.patch("/{tenant_id}", responses={404: {}, 409: {}, 422: {}})
+async def change_tenant(
+    tenant_id: str, body: TenantUpdate, _: OperatorUser, service: Service
+) -> TenantPublic:
+    """Change some of a tenant's fields (operators); publishes `tenant.changed`."""
+    return TenantPublic.of(await service.change_tenant(tenant_id, body.changes()))
+
+
+@calls.post("", status_code=status.HTTP_201_CREATED, responses={422: {}})
+async def capture_call(body: CallCreate, agent: AgentUser, service: Service) -> CallAccepted:
+    """Capture a call (agents); publishes `call.received`. The agent is the token's subject."""
+    call = await service.capture_call(
+        body.details(),
+        tenant_id=body.tenant_id,
+        dialed_number=body.dialed_number,
+        agent_id=agent.sub,
+    )
+    return CallAccepted(id=call.call_id, tenant_id=call.tenant_id, received_at=call.received_at)

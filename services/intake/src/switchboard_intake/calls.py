@@ -1,0 +1,105 @@
+"""What a call is (R-CALL-1) and the rules for capturing one: attribution, consent, timing."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from switchboard_contracts import Event, make_event
+from switchboard_contracts.calls import CallReceived, RecordingRef
+from switchboard_contracts.common import (
+    E164,
+    Caller,
+    Identifier,
+    LongText,
+    Name,
+    SubjectId,
+    SubjectKind,
+)
+from switchboard_contracts.consent import (
+    ConsentChanged,
+    ConsentChannel,
+    ConsentMethod,
+    ConsentPurpose,
+    ConsentStatus,
+)
+from switchboard_contracts.tenants import ContractStatus
+from switchboard_platform.errors import Unprocessable
+
+from .domain import EVENT_SOURCE, DataCategory
+
+CATEGORY = DataCategory.CALL_DATA
+CLOCK_SKEW = timedelta(minutes=5)
+"""How far a call's start may lie ahead of our clock: agents' clocks drift a little."""
+
+
+class CallDetails(BaseModel):
+    """What the agent noted about a call."""
+
+    model_config = ConfigDict(frozen=True)
+
+    caller: Caller
+    concern: LongText
+    contact_person: Name | None = None
+    started_at: AwareDatetime
+    duration_seconds: int | None = Field(default=None, ge=0)
+    forwarded_from: E164 | None = None
+    recording: RecordingRef | None = None
+
+
+class Call(CallDetails):
+    """A captured call, attributed to its tenant."""
+
+    call_id: Identifier
+    tenant_id: Identifier
+    agent_id: Identifier
+    dialed_number: E164 | None = None
+    received_at: AwareDatetime
+
+
+def check_details(details: CallDetails, received_at: datetime) -> None:
+    """Refuse a recording without consent (R-REC-1) and a call that starts in the future."""
+    recording = details.recording
+    if recording is not None and recording.url is not None and not recording.consent:
+        raise Unprocessable(
+            "a recording is only allowed with the caller's prior consent (R-REC-1)",
+            field="recording.url",
+        )
+    if details.started_at > received_at + CLOCK_SKEW:
+        raise Unprocessable("a call cannot start in the future", field="started_at")
+
+
+def check_accepts_calls(status: ContractStatus, field: str) -> None:
+    """A terminated client gave no instruction to process calls any more (Art. 28)."""
+    if status is ContractStatus.TERMINATED:
+        raise Unprocessable("the tenant's contract is terminated", field=field)
+
+
+def received_event(call: Call) -> Event[CallReceived]:
+    """The `call.received` event of a captured call."""
+    payload = CallReceived(**call.model_dump())
+    return make_event(payload, tenant_id=call.tenant_id, source=EVENT_SOURCE, subject=call.call_id)
+
+
+def consent_events(call: Call, notice_version: str) -> list[Event[Any]]:
+    """The caller's recording consent as a `consent.changed` record (R-REC-1, R-CON-3)."""
+    if call.recording is None or not call.recording.consent:
+        return []
+    payload = ConsentChanged(
+        consent_id=f"recording-{call.call_id}",
+        tenant_id=call.tenant_id,
+        subject=SubjectId(kind=SubjectKind.PHONE, value=call.caller.phone),
+        purpose=ConsentPurpose.RECORDING,
+        channel=ConsentChannel.NONE,
+        status=ConsentStatus.GRANTED,
+        occurred_at=call.started_at,
+        method=ConsentMethod.VERBAL_DURING_CALL,
+        text_version=notice_version,
+        recorded_by=call.agent_id,
+        call_id=call.call_id,
+    )
+    return [
+        make_event(payload, tenant_id=call.tenant_id, source=EVENT_SOURCE, subject=call.call_id)
+    ]

@@ -1,0 +1,43 @@
+"""The intake service: tenant onboarding and call capture, publishing their events."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from switchboard_contracts.calls import CallReceived
+from switchboard_contracts.consent import ConsentChanged
+from switchboard_contracts.tenants import TenantChanged
+from switchboard_platform.runtime import ServiceRuntime
+
+from . import api
+from .config import IntakeSettings
+from .repository import CALLS, INDEXES, TENANTS, IntakeRepository
+from .service import IntakeService
+
+
+def create_app(settings: IntakeSettings | None = None) -> FastAPI:
+    """Build the intake app; clients connect when it starts."""
+    settings = settings or IntakeSettings()
+    runtime = ServiceRuntime(
+        "intake",
+        settings,
+        indexes=INDEXES,
+        outbox_collections=(TENANTS, CALLS),
+        publishes=(TenantChanged, CallReceived, ConsentChanged),
+    )
+    app: FastAPI
+
+    async def on_startup(rt: ServiceRuntime) -> None:
+        app.state.intake_service = IntakeService(
+            IntakeRepository(rt.db),
+            events_written=rt.notify_outbox,
+            recording_notice_version=settings.recording_notice_version,
+        )
+
+    app = runtime.create_app(
+        title="Switchboard intake",
+        description="Tenant onboarding (R-ONB-1) and call capture (R-CALL-1, R-CALL-2, R-REC-1).",
+        routers=[api.tenants, api.calls],
+        on_startup=on_startup,
+    )
+    return app

@@ -1,0 +1,123 @@
+"""Use cases: create a tenant, change a tenant, capture a call.
+
+Each stores its change and the event announcing it in one single-document write (the
+transactional outbox), then wakes the relay that publishes the event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Any
+
+from switchboard_platform.errors import Conflict, NotFound, Unprocessable
+
+from . import calls, tenants
+from .calls import Call, CallDetails
+from .domain import new_id, utc_now
+from .repository import IntakeRepository, NumberTaken
+from .tenants import Tenant, TenantProfile
+
+MAX_UPDATE_ATTEMPTS = 5
+
+
+class IntakeService:
+    """The intake use cases over one repository."""
+
+    def __init__(
+        self,
+        repository: IntakeRepository,
+        *,
+        events_written: Callable[[], None],
+        recording_notice_version: str,
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
+        self._repository = repository
+        self._events_written = events_written
+        self._notice_version = recording_notice_version
+        self._clock = clock
+
+    async def create_tenant(self, profile: TenantProfile) -> Tenant:
+        """Onboard a tenant (R-ONB-1) and publish `tenant.changed` ("created")."""
+        now = self._clock()
+        profile = tenants.settle(profile, now.date())
+        tenant = Tenant(new_id(), profile, created_at=now, updated_at=now)
+        await self._refuse_taken_numbers(tenant)
+        event = tenants.changed_event(tenant.tenant_id, profile, "created")
+        await self._repository.insert_tenant(tenant, [event])
+        self._events_written()
+        return tenant
+
+    async def get_tenant(self, tenant_id: str) -> Tenant:
+        """The tenant with this id, or NotFound."""
+        tenant = await self._repository.find_tenant(tenant_id)
+        if tenant is None:
+            raise NotFound("tenant not found")
+        return tenant
+
+    async def change_tenant(self, tenant_id: str, changes: Mapping[str, Any]) -> Tenant:
+        """Apply a partial update and publish `tenant.changed` ("updated") if anything changed."""
+        for _ in range(MAX_UPDATE_ATTEMPTS):
+            current = await self.get_tenant(tenant_id)
+            now = self._clock()
+            profile = tenants.settle(tenants.merge(current.profile, changes), now.date())
+            if profile == current.profile:
+                return current
+            tenant = Tenant(tenant_id, profile, current.created_at, now, current.version + 1)
+            await self._refuse_taken_numbers(tenant)
+            event = tenants.changed_event(tenant_id, profile, "updated")
+            if await self._repository.update_tenant(tenant, current.version, [event]):
+                self._events_written()
+                return tenant
+        raise Conflict("the tenant is being changed concurrently; try again")
+
+    async def capture_call(
+        self,
+        details: CallDetails,
+        *,
+        tenant_id: str | None,
+        dialed_number: str | None,
+        agent_id: str,
+    ) -> Call:
+        """Record a call for its tenant (R-CALL-1, R-CALL-2) and publish `call.received`."""
+        received_at = self._clock()
+        calls.check_details(details, received_at)
+        tenant = await self._attribute(tenant_id, dialed_number)
+        call = Call(
+            **details.model_dump(),
+            call_id=new_id(),
+            tenant_id=tenant.tenant_id,
+            agent_id=agent_id,
+            dialed_number=dialed_number,
+            received_at=received_at,
+        )
+        events = [calls.received_event(call), *calls.consent_events(call, self._notice_version)]
+        await self._repository.insert_call(call, events)
+        self._events_written()
+        return call
+
+    async def _attribute(self, tenant_id: str | None, dialed_number: str | None) -> Tenant:
+        """The tenant a call belongs to: the owner of the dialed number, else the one named."""
+        if dialed_number is not None:
+            field, tenant = "dialed_number", await self._repository.tenant_owning(dialed_number)
+            if tenant is None:
+                raise Unprocessable(f"no tenant owns {dialed_number}", field=field)
+            if tenant_id is not None and tenant_id != tenant.tenant_id:
+                raise Unprocessable(
+                    "the dialed number belongs to another tenant", field="tenant_id"
+                )
+        elif tenant_id is not None:
+            field, tenant = "tenant_id", await self._repository.find_tenant(tenant_id)
+            if tenant is None:
+                raise Unprocessable("unknown tenant", field=field)
+        else:
+            raise Unprocessable("give tenant_id or the dialed_number called", field="tenant_id")
+        calls.check_accepts_calls(tenant.profile.contract_status, field)
+        return tenant
+
+    async def _refuse_taken_numbers(self, tenant: Tenant) -> None:
+        # A friendly early answer; the unique index decides when two requests race.
+        numbers = tenant.profile.forwarding_numbers
+        taken = await self._repository.numbers_owned_elsewhere(numbers, tenant.tenant_id)
+        if taken:
+            raise NumberTaken(taken)
