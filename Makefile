@@ -32,7 +32,7 @@ endif
 check: install
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
-	$(RUN) mypy libs services tools
+	$(RUN) mypy libs services tools tests
 
 test: check
 	$(RUN) pytest

@@ -33,13 +33,19 @@ class Suite:
 def running_suite(log_dir: Path) -> Iterator[Suite]:
     """Fresh servers and services; everything is stopped afterwards."""
     with EmbeddedKafka(topics=ALL_TOPICS) as kafka, EmbeddedMongo() as mongo:
-        common = {
-            "kafka_bootstrap_servers": kafka.bootstrap_servers,
-            "mongodb_url": mongo.url,
-            "log_dir": log_dir,
-        }
-        intake = ServiceProcess("intake", "switchboard_intake", database="intake", **common)
-        notes = ServiceProcess("notes", "switchboard_notes", database="notes", **common)
+
+        def service(name: str, module: str) -> ServiceProcess:
+            return ServiceProcess(
+                name,
+                module,
+                kafka_bootstrap_servers=kafka.bootstrap_servers,
+                mongodb_url=mongo.url,
+                log_dir=log_dir,
+                database=name,
+            )
+
+        intake = service("intake", "switchboard_intake")
+        notes = service("notes", "switchboard_notes")
         with intake, notes:
             yield Suite(kafka, mongo, intake, notes)
 

@@ -43,7 +43,7 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, DomainError)
         detail: dict[str, object] = {"msg": exc.message}
         if exc.field is not None:
-            loc = exc.field.split(".")
+            loc: list[str | int] = [int(p) if p.isdigit() else p for p in exc.field.split(".")]
             detail["loc"] = loc if loc[0] in _LOCATIONS else ["body", *loc]
             return JSONResponse({"detail": [detail]}, status_code=exc.status_code)
         return JSONResponse({"detail": exc.message}, status_code=exc.status_code)

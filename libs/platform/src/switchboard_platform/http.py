@@ -45,13 +45,16 @@ class RequestMetrics(BaseHTTPMiddleware):
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
         """Time the request and record it under its route template."""
         started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        template = getattr(route, "path", "unmatched")
-        labels = {"service": self._service, "method": request.method, "route": template}
-        HTTP_DURATION.labels(**labels).observe(time.perf_counter() - started)
-        HTTP_REQUESTS.labels(**labels, status=str(response.status_code)).inc()
-        return response
+        status = "500"
+        try:
+            response = await call_next(request)
+            status = str(response.status_code)
+            return response
+        finally:
+            template = getattr(request.scope.get("route"), "path", "unmatched")
+            labels = {"service": self._service, "method": request.method, "route": template}
+            HTTP_DURATION.labels(**labels).observe(time.perf_counter() - started)
+            HTTP_REQUESTS.labels(**labels, status=status).inc()
 
 
 def operations_router(runtime: ServiceRuntime) -> APIRouter:

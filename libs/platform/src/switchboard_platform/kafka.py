@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import ssl
 from collections.abc import Sequence
 from typing import Any
@@ -64,4 +65,7 @@ def create_broker(
         description=description,
         linger_ms=2,
         request_timeout_ms=15_000,
+        # FastStream's own per-message access lines go to our JSON logs, at DEBUG
+        logger=logging.getLogger("switchboard.kafka"),
+        log_level=logging.DEBUG,
     )

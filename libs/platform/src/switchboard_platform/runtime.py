@@ -49,9 +49,11 @@ class ServiceRuntime:
         self.name = name
         self.version = version
         self.settings = settings
-        setup_telemetry(name, version)
+        self.tracer_provider = setup_telemetry(name, version)
         self.broker = create_broker(
-            settings, client_id=f"switchboard-{name}", middlewares=[kafka_telemetry_middleware()]
+            settings,
+            client_id=f"switchboard-{name}",
+            middlewares=[kafka_telemetry_middleware(self.tracer_provider)],
         )
         self.health = Health()
         self.dead_letters = DeadLetters(self.broker, name)
@@ -177,5 +179,5 @@ class ServiceRuntime:
         install_http(app, self)
         for router in routers:
             app.include_router(router)
-        instrument_app(app)
+        instrument_app(app, self.tracer_provider)
         return app

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, TypeAlias
 
 import httpx
 import pytest
@@ -19,7 +19,7 @@ from switchboard_platform.testing.apps import running_app
 from switchboard_platform.testing.pytest_plugin import MODE_VARIABLE, ServerEndpoints
 from switchboard_platform.testing.tokens import auth_header
 
-Record = ConsumerRecord[bytes, bytes]
+Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
 
 
 @pytest.fixture

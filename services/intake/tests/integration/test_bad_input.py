@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from typing import Any
 
 import pytest
 
@@ -66,7 +67,7 @@ CALL_CASES = {
 }
 
 
-def _without_nones(body: dict) -> dict:
+def _without_nones(body: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in body.items() if v is not None}
 
 

@@ -15,7 +15,7 @@ CALL = {
 }
 
 
-def locs(exc: pytest.ExceptionInfo[ValidationError]) -> list[tuple]:
+def locs(exc: pytest.ExceptionInfo[ValidationError]) -> list[tuple[str | int, ...]]:
     return [e["loc"] for e in exc.value.errors()]
 
 

@@ -95,7 +95,7 @@ async def test_redelivered_call_received_creates_exactly_one_note_and_one_note_c
     later = _call(tenant, minutes_ago=1)
     await _publish(servers, later)
     notes = await _wait_for_notes(notes_client, tenant, 2)
-    assert sorted(n["call_id"] for n in notes) == sorted([call.call_id, later.call_id])
+    assert sorted(str(n["call_id"]) for n in notes) == sorted([call.call_id, later.call_id])
     created = await collect_events(
         servers.kafka_bootstrap_servers, "note.created", tenant=tenant, expect=2, settle_s=1.0
     )

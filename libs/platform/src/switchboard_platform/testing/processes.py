@@ -69,7 +69,11 @@ class ServiceProcess:
         return self._process.pid if self._process else None
 
     def start(self, *, wait_ready: bool = True, timeout_s: float = 60.0) -> Self:
-        """Launch the process; by default wait until `/readyz` answers 200."""
+        """Launch the process; by default wait until `/readyz` answers 200.
+
+        Call it from a long-lived thread: the child gets SIGTERM when the thread that
+        started it ends (parent-death signal), so never start it from a worker thread.
+        """
         self._log = self.log_path.open("ab")
         self._process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
             [sys.executable, "-m", self.module],
