@@ -1,0 +1,93 @@
+"""The broker goes away and comes back; a service is stopped gracefully mid-load (issue 3 §1-2).
+
+Guarantee checked by the outage test: calls accepted while Kafka is unreachable are kept in
+intake's outbox and become notes once a broker is back, with no service restarted. The
+embedded broker keeps its log in memory only, so a restart empties it; the test therefore
+lets the notes catch up before the outage, so that every event still needed afterwards
+lives in an outbox (on replicated Kafka the log itself would survive too).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from pymongo import MongoClient
+
+from .suite import Suite, create_tenant, post_calls, running_suite
+
+pytestmark = pytest.mark.slow
+
+
+def _wait_for(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def _ready(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/readyz", timeout=3).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _mongo(suite: Suite) -> MongoClient[dict[str, Any]]:
+    return MongoClient(suite.mongo.url)
+
+
+def _note_count(suite: Suite) -> int:
+    with _mongo(suite) as mongo:
+        return mongo["notes"]["notes"].count_documents({})
+
+
+def test_calls_accepted_while_kafka_is_down_become_notes_when_it_returns(tmp_path: Path) -> None:
+    with running_suite(tmp_path) as suite:
+        number = "+4924112345671"
+        create_tenant(suite.intake.url, number)
+        before = asyncio.run(post_calls(suite.intake, number, total=100, rate_per_s=100))
+        assert len(before.accepted) == 100
+        _wait_for(lambda: _note_count(suite) == 100, 60, "notes before the outage")
+
+        suite.kafka.stop()
+        during = asyncio.run(post_calls(suite.intake, number, total=150, rate_per_s=50))
+        assert len(during.accepted) == 150, "intake must keep accepting calls without Kafka"
+        assert not _ready(suite.intake.url), "readiness must report the lost broker"
+        time.sleep(1)
+        assert _note_count(suite) == 100
+
+        suite.kafka.start()  # same port, empty: topics are created again
+        _wait_for(lambda: _note_count(suite) == 250, 120, "notes after the outage")
+        with _mongo(suite) as mongo:
+            calls = mongo["intake"]["calls"]
+            assert calls.count_documents({"_outbox_pending": {"$gt": 0}}) == 0
+            note_calls = [d["call_id"] for d in mongo["notes"]["notes"].find({}, {"call_id": 1})]
+        assert set(during.accepted) | set(before.accepted) == set(note_calls)
+        assert len(note_calls) == len(set(note_calls))
+        _wait_for(lambda: _ready(suite.intake.url) and _ready(suite.notes.url), 60, "readiness")
+
+
+def test_sigterm_mid_load_finishes_in_flight_work_and_loses_nothing(tmp_path: Path) -> None:
+    with running_suite(tmp_path) as suite:
+        number = "+4924112345672"
+        create_tenant(suite.intake.url, number)
+
+        async def scenario() -> tuple[dict[str, str], int]:
+            load = asyncio.create_task(post_calls(suite.intake, number, total=300, rate_per_s=100))
+            await asyncio.sleep(1.5)
+            code = await asyncio.to_thread(suite.notes.terminate)
+            suite.notes.start(wait_ready=False)
+            await asyncio.to_thread(suite.notes.wait_ready)
+            return (await load).accepted, code
+
+        accepted, code = asyncio.run(scenario())
+        assert code in (0, -15), suite.notes.log_tail()  # uvicorn re-raises SIGTERM after shutdown
+        assert "service stopped" in suite.notes.log_path.read_text()
+        assert len(accepted) == 300
+        _wait_for(lambda: _note_count(suite) == 300, 90, "every note")
