@@ -203,7 +203,12 @@ class NotesRepository:
             .sort("rated_at", DESCENDING)
             .limit(RECENT_COMMENTS)
         )
-        return [{"note_id": doc.pop("_id"), **doc} async for doc in cursor]
+        # checked here as well: nx-27017 lets `$ne: None` match a missing comment
+        return [
+            {"note_id": doc.pop("_id"), **doc}
+            async for doc in cursor
+            if isinstance(doc.get("comment"), str)
+        ]
 
     @staticmethod
     def cursor_position(doc: Document) -> tuple[datetime, str]:

@@ -179,3 +179,29 @@ async def test_notes_are_listed_newest_first_with_cursor_and_filters(
     bad = await notes_client.get("/v1/notes", headers=headers, params={"cursor": "nonsense!"})
     assert bad.status_code == 422
     assert bad.json()["detail"][0]["loc"] == ["query", "cursor"]
+
+
+async def test_deleting_a_rated_note_drops_its_comment_but_keeps_the_score(
+    notes_client: httpx.AsyncClient, servers: ServerEndpoints
+) -> None:
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    call = _call(tenant).model_copy(update={"agent_id": f"agent-{tenant}"})
+    await _publish(servers, call)
+    [note] = await _wait_for_notes(notes_client, tenant, 1)
+    headers = auth_header("client", tenant=tenant)
+    rating = {"score": 2, "comment": "Name falsch geschrieben"}
+    assert (
+        await notes_client.post(f"/v1/notes/{note['id']}/rating", headers=headers, json=rating)
+    ).status_code == 201
+    assert (
+        await notes_client.delete(f"/v1/notes/{note['id']}", headers=headers)
+    ).status_code == 204
+    stats = await notes_client.get(
+        "/v1/agents/ratings",
+        params={"agent_id": f"agent-{tenant}"},
+        headers=auth_header("operator"),
+    )
+    assert stats.status_code == 200
+    assert stats.json() == [
+        {"agent_id": f"agent-{tenant}", "count": 1, "average": 2.0, "recent_comments": []}
+    ]

@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from switchboard_dev import runner, tokens
+from switchboard_dev import dlq, runner, tokens
 from switchboard_dev.command import Command
 
 # One line per subcommand: a module with `add_parser(subparsers, name)` and `run(args)`.
 COMMANDS: dict[str, Command] = {
     "dev": runner,
     "token": tokens,
+    "dlq": dlq,
 }
 
 

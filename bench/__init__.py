@@ -1,0 +1,1 @@
+"""Benchmark of the Switchboard suite: load, capture-to-note latency, baseline, profile."""

@@ -1,0 +1,229 @@
+"""The baseline: the suite's bare I/O per call in one process, one tight asyncio loop.
+
+Per call, stage "intake" inserts a document into MongoDB and produces it (acks=all); stage
+"notes" consumes it, inserts a note document and produces it; a watcher consumes that. Same
+embedded servers, motor and aiokafka directly, no HTTP, no framework, no outbox, no commits.
+The call counts as accepted once its insert returns (where intake answers 201).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from multiprocessing.connection import Connection
+from typing import Any
+
+import uvloop
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from bson import Binary
+from motor.motor_asyncio import AsyncIOMotorClient
+from pymongo import ASCENDING, DESCENDING, IndexModel
+
+from switchboard_platform.kafka_admin import ensure_topics
+
+from .load import CallRecord
+from .stats import summarize_step
+
+CALLS_TOPIC = "bench.baseline.calls"
+NOTES_TOPIC = "bench.baseline.notes"
+DATABASE = "bench_baseline"
+_BY_TENANT = IndexModel([("tenant_id", ASCENDING), ("started_at", DESCENDING)])
+
+
+@dataclass(frozen=True)
+class BaselineSpec:
+    """Where the servers are and how to drive the baseline."""
+
+    bootstrap_servers: str
+    mongodb_url: str
+    tenants: list[str]
+    rate_per_s: float
+    rate_duration_s: float
+    concurrency: int
+    max_duration_s: float
+    fetch_max_wait_ms: int
+
+
+def _headers(event_id: str, kind: str) -> list[tuple[str, bytes]]:
+    return [
+        ("ce_specversion", b"1.0"),
+        ("ce_id", event_id.encode()),
+        ("ce_type", kind.encode()),
+        ("ce_source", b"/switchboard/bench"),
+        ("content-type", b"application/json"),
+    ]
+
+
+class Pipeline:
+    """The two stages and the watcher, sharing one producer and one database client."""
+
+    def __init__(self, spec: BaselineSpec) -> None:
+        self._spec = spec
+        self._mongo: AsyncIOMotorClient[dict[str, Any]] = AsyncIOMotorClient(
+            spec.mongodb_url, tz_aware=True
+        )
+        db = self._mongo[DATABASE]
+        self._calls, self._notes = db["calls"], db["notes"]
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=spec.bootstrap_servers, acks="all", linger_ms=2
+        )
+        self._stage2 = self._consumer(spec.fetch_max_wait_ms)
+        self._watcher = self._consumer(10)
+        self.arrivals: dict[str, float] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+        self._counter = 0
+
+    def _consumer(self, fetch_wait_ms: int) -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(
+            bootstrap_servers=self._spec.bootstrap_servers,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=fetch_wait_ms,
+        )
+
+    async def start(self) -> None:
+        """Create topics and indexes, connect, and start consuming."""
+        await ensure_topics(self._spec.bootstrap_servers, [CALLS_TOPIC, NOTES_TOPIC], 4)
+        await self._calls.create_indexes([_BY_TENANT])
+        await self._notes.create_indexes([_BY_TENANT, IndexModel("call_id", unique=True)])
+        await self._producer.start()
+        for consumer, topic in ((self._stage2, CALLS_TOPIC), (self._watcher, NOTES_TOPIC)):
+            await consumer.start()
+            parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
+            consumer.assign(parts)
+            await consumer.seek_to_end(*parts)
+        self._tasks = [asyncio.create_task(self._notes_stage()), asyncio.create_task(self._watch())]
+
+    async def stop(self) -> None:
+        """Stop the loops and close every client."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for consumer in (self._stage2, self._watcher):
+            await consumer.stop()
+        await self._producer.stop()
+        self._mongo.close()
+
+    async def accept(self, sent: float) -> CallRecord:
+        """Stage "intake": insert the call, then produce it; accepted when the insert returns."""
+        self._counter += 1
+        call_id = str(uuid.uuid4())
+        tenant = self._spec.tenants[self._counter % len(self._spec.tenants)]
+        now = datetime.now(UTC)
+        data = {
+            "call_id": call_id,
+            "tenant_id": tenant,
+            "agent_id": "bench-agent",
+            "caller": {"name": f"Caller {self._counter}", "phone": "+4915211014450"},
+            "concern": f"Bitte um Rückruf wegen Termin ({self._counter})",
+            "started_at": now.isoformat(),
+            "received_at": now.isoformat(),
+        }
+        value = json.dumps(data).encode()
+        doc = {**data, "_id": call_id, "started_at": now, "event": Binary(value)}
+        await self._calls.insert_one(doc)
+        accepted = time.monotonic()
+        await self._producer.send(
+            CALLS_TOPIC, value, key=tenant.encode(), headers=_headers(call_id, "call.received")
+        )
+        return (call_id, tenant, sent, accepted, 201)
+
+    async def _notes_stage(self) -> None:
+        """Stage "notes": per consumed call, insert a note and produce it; await the acks."""
+        while True:
+            batches = await self._stage2.getmany(timeout_ms=100)
+            pending = []
+            for records in batches.values():
+                for record in records:
+                    data = json.loads(record.value)
+                    note_id = str(uuid.uuid5(uuid.NAMESPACE_URL, data["call_id"]))
+                    note = {**data, "note_id": note_id, "created_at": datetime.now(UTC).isoformat()}
+                    value = json.dumps(note).encode()
+                    started = datetime.fromisoformat(data["started_at"])
+                    doc = {**note, "_id": note_id, "started_at": started, "event": Binary(value)}
+                    await self._notes.insert_one(doc)
+                    pending.append(
+                        await self._producer.send(
+                            NOTES_TOPIC,
+                            value,
+                            key=record.key,
+                            headers=_headers(note_id, "note.created"),
+                        )
+                    )
+            await asyncio.gather(*pending)
+
+    async def _watch(self) -> None:
+        while True:
+            batches = await self._watcher.getmany(timeout_ms=100)
+            now = time.monotonic()
+            for records in batches.values():
+                for record in records:
+                    self.arrivals[json.loads(record.value)["call_id"]] = now
+
+    async def drain(self, calls: list[CallRecord], timeout_s: float = 30.0) -> None:
+        """Wait until every accepted call's note has arrived, or the timeout."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if all(c[0] in self.arrivals for c in calls):
+                return
+            await asyncio.sleep(0.05)
+
+
+async def _open_loop(pipeline: Pipeline, rate: float, duration_s: float) -> list[CallRecord]:
+    started = time.monotonic()
+    tasks = []
+    i = 0
+    while (due := started + i / rate) < started + duration_s:
+        delay = due - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(pipeline.accept(due)))
+        i += 1
+    return list(await asyncio.gather(*tasks))
+
+
+async def _closed_loop(pipeline: Pipeline, concurrency: int, until: float) -> list[CallRecord]:
+    calls: list[CallRecord] = []
+
+    async def client() -> None:
+        while (now := time.monotonic()) < until:
+            calls.append(await pipeline.accept(now))
+
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    return calls
+
+
+async def run_baseline(spec: BaselineSpec) -> dict[str, Any]:
+    """A steady-rate step (latency) and a closed-loop step (throughput) of the bare I/O."""
+    pipeline = Pipeline(spec)
+    await pipeline.start()
+    try:
+        await _open_loop(pipeline, 20, 1.0)  # warm-up, not reported
+        result: dict[str, Any] = {}
+        started = time.monotonic()
+        calls = await _open_loop(pipeline, spec.rate_per_s, spec.rate_duration_s)
+        window_end = started + spec.rate_duration_s
+        await pipeline.drain(calls)
+        result["rate"] = summarize_step(
+            calls, started, window_end, pipeline.arrivals, spec.rate_per_s
+        )
+        started = time.monotonic()
+        window_end = started + spec.max_duration_s
+        calls = await _closed_loop(pipeline, spec.concurrency, window_end)
+        await pipeline.drain(calls)
+        result["max"] = summarize_step(calls, started, window_end, pipeline.arrivals, None)
+        result["max"]["concurrency"] = spec.concurrency
+        return result
+    finally:
+        await pipeline.stop()
+
+
+def baseline_process(spec: BaselineSpec, conn: Connection) -> None:
+    """Entry point of the baseline process: run it, send the result back, exit."""
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        result = runner.run(run_baseline(spec))
+    conn.send(result)
+    conn.close()

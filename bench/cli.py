@@ -1,0 +1,87 @@
+"""Command line of the benchmark: options, the run, results JSON and Markdown."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from .harness import Plan, run_baseline, run_suite
+from .procs import machine
+from .report import markdown, verdict
+from .suite import REPO_ROOT, running_servers
+
+DEFAULT_FETCH_MAX_WAIT_MS = 20  # what ServiceProcess gives the services
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="bench", description=__doc__)
+    parser.add_argument("--rates", default="50,100,200,400", help="steady rates, calls/s")
+    parser.add_argument("--step-s", type=float, default=10.0, help="seconds per steady step")
+    parser.add_argument("--concurrency", type=int, default=16, help="clients in the max step")
+    parser.add_argument("--max-s", type=float, default=10.0, help="seconds of the max step")
+    parser.add_argument("--tenants", type=int, default=8)
+    parser.add_argument("--api-samples-per-s", type=float, default=10.0)
+    parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--profile", action="store_true", help="repeat max step under py-spy")
+    parser.add_argument("--quick", action="store_true", help="short steps: a smoke test")
+    parser.add_argument(
+        "--env", action="append", default=[], metavar="NAME=VALUE", help="service environment"
+    )
+    parser.add_argument("--patches", default="", help="experiment patches, see bench.variants")
+    parser.add_argument("--name", default="", help="label of this run in the results file name")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results")
+    return parser.parse_args(argv)
+
+
+def _plan(args: argparse.Namespace) -> Plan:
+    env = dict(item.split("=", 1) for item in args.env)
+    step_s, max_s = (3.0, 4.0) if args.quick else (args.step_s, args.max_s)
+    return Plan(
+        rates=[float(r) for r in args.rates.split(",") if r],
+        step_s=step_s,
+        concurrency=args.concurrency,
+        max_s=max_s,
+        tenants=args.tenants,
+        api_samples_per_s=args.api_samples_per_s,
+        baseline=not args.no_baseline,
+        profile=args.profile,
+        env=env,
+        patches=args.patches,
+    )
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the benchmark and write `<out>/<timestamp>[-name].json` and `.md`."""
+    args = _parse(argv)
+    plan = _plan(args)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    run_name = f"{stamp}-{args.name}" if args.name else stamp
+    out_dir = args.out / run_name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    result: dict[str, Any] = {
+        "run": {
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "argv": sys.argv[1:],
+            "machine": machine(),
+            "plan": plan.__dict__,
+        }
+    }
+    began = time.monotonic()
+    with running_servers() as servers:
+        if plan.baseline:
+            fetch_wait = int(plan.env.get("KAFKA_FETCH_MAX_WAIT_MS", DEFAULT_FETCH_MAX_WAIT_MS))
+            result["baseline"] = run_baseline(plan, servers, fetch_wait)
+            print(f"baseline: {json.dumps(result['baseline']['max'])}", flush=True)
+        result["suite"] = run_suite(plan, servers, out_dir)
+    result["verdict"] = verdict(result)
+    result["run"]["wall_s"] = round(time.monotonic() - began, 1)
+    (args.out / f"{run_name}.json").write_text(json.dumps(result, indent=2))
+    table = markdown(result)
+    (args.out / f"{run_name}.md").write_text(table + "\n")
+    print(table)
+    print(f"\nresults: {args.out / run_name}.json", flush=True)

@@ -1,0 +1,131 @@
+"""The load generator: posts calls to intake from its own process, open or closed loop.
+
+Open loop (`rate`): calls are due at fixed intervals whatever the answers take, so a slow
+service shows as latency and a falling accepted rate, never as a politely slower client.
+Closed loop (`concurrency`): that many clients post back to back, to find the maximum.
+Every answer is timed with `time.monotonic()`, the system-wide clock the observer uses too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from multiprocessing.connection import Connection
+
+import httpx
+import uvloop
+
+from switchboard_platform.testing.tokens import auth_header
+
+# (call id or "", tenant id or "", scheduled/sent at, answered at, HTTP status or 0)
+CallRecord = tuple[str, str, float, float, int]
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    """One load step: where to post, how hard, how long, which calls to sample for the API."""
+
+    intake_url: str
+    numbers: list[str]
+    duration_s: float
+    rate_per_s: float | None = None
+    concurrency: int | None = None
+    sample_every: int = 0
+    observer_port: int = 0
+
+
+@dataclass
+class LoadResult:
+    """Every call attempt of one step, and when the step's window opened and closed."""
+
+    started: float
+    ended: float
+    calls: list[CallRecord] = field(default_factory=list)
+
+
+class _Poster:
+    """Posts calls and hands sampled 201s to the observer over UDP."""
+
+    def __init__(self, spec: LoadSpec, client: httpx.AsyncClient) -> None:
+        self._spec = spec
+        self._client = client
+        self._headers = auth_header("agent", sub="bench-agent")
+        self._udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._accepted = 0
+        self.calls: list[CallRecord] = []
+
+    async def post(self, i: int, sent: float) -> None:
+        """Post call number `i` and record its outcome."""
+        body = {
+            "dialed_number": self._spec.numbers[i % len(self._spec.numbers)],
+            "caller": {"name": f"Caller {i}", "phone": "+4915211014450"},
+            "concern": f"Bitte um Rückruf wegen Termin ({i})",
+            "started_at": datetime.now(UTC).isoformat(),
+        }
+        try:
+            response = await self._client.post("/v1/calls", json=body, headers=self._headers)
+        except httpx.HTTPError:
+            self.calls.append(("", "", sent, time.monotonic(), 0))
+            return
+        done = time.monotonic()
+        if response.status_code != 201:
+            self.calls.append(("", "", sent, done, response.status_code))
+            return
+        data = response.json()
+        self.calls.append((data["id"], data["tenant_id"], sent, done, 201))
+        self._accepted += 1
+        if self._spec.sample_every and self._accepted % self._spec.sample_every == 0:
+            message = f"{data['id']} {data['tenant_id']} {done!r}".encode()
+            self._udp.sendto(message, ("127.0.0.1", self._spec.observer_port))
+
+
+async def _open_loop(poster: _Poster, rate: float, started: float, until: float) -> None:
+    tasks = []
+    i = 0
+    while (due := started + i / rate) < until:
+        delay = due - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(poster.post(i, due)))
+        i += 1
+    await asyncio.gather(*tasks)
+
+
+async def _closed_loop(poster: _Poster, concurrency: int, until: float) -> None:
+    counter = iter(range(10**9))
+
+    async def client() -> None:
+        while (now := time.monotonic()) < until:
+            await poster.post(next(counter), now)
+
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+
+
+async def run_step(spec: LoadSpec, ready: Callable[[], None] = lambda: None) -> LoadResult:
+    """Warm up the connection, call `ready`, drive one step and return every call's record."""
+    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
+    timeout = httpx.Timeout(30.0)
+    async with httpx.AsyncClient(base_url=spec.intake_url, limits=limits, timeout=timeout) as c:
+        poster = _Poster(spec, c)
+        await poster.post(-1, time.monotonic())  # warm the connection; not counted
+        poster.calls.clear()
+        ready()
+        started = time.monotonic()
+        until = started + spec.duration_s
+        if spec.rate_per_s is not None:
+            await _open_loop(poster, spec.rate_per_s, started, until)
+        else:
+            await _closed_loop(poster, spec.concurrency or 16, until)
+        return LoadResult(started=started, ended=time.monotonic(), calls=poster.calls)
+
+
+def load_process(spec: LoadSpec, conn: Connection) -> None:
+    """Entry point of the load process: run the step, send the result back, exit."""
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        result = runner.run(run_step(spec, lambda: conn.send("ready")))
+    conn.send(result)
+    conn.close()

@@ -1,0 +1,152 @@
+"""Watches for notes: `note.created` arrivals on the topic, and sampled notes via the API.
+
+Runs in the orchestrating process, on its own event loop, apart from the load generator.
+The topic watcher assigns itself every partition (no group join) and polls with a 10 ms
+fetch wait: the embedded broker always waits that long, which bounds the resolution.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+
+import httpx
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from switchboard_contracts.topics import NOTE_CREATED
+from switchboard_notes.domain import note_id_for
+from switchboard_platform.testing.tokens import auth_header
+
+POLL_INTERVAL_S = 0.005
+POLL_GIVE_UP_S = 30.0
+
+
+class TopicWatcher:
+    """Records when each call's `note.created` arrives (monotonic clock, by call id)."""
+
+    def __init__(self, bootstrap_servers: str, topic: str = NOTE_CREATED) -> None:
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap_servers,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=10,
+            max_poll_records=10_000,
+        )
+        self._topic = topic
+        self._task: asyncio.Task[None] | None = None
+        self.arrivals: dict[str, float] = {}
+        self.duplicates = 0
+
+    async def start(self) -> None:
+        """Assign every partition, skip what is already there, start reading."""
+        await self._consumer.start()
+        partitions = self._consumer.partitions_for_topic(self._topic) or set()
+        assigned = [TopicPartition(self._topic, p) for p in sorted(partitions)]
+        self._consumer.assign(assigned)
+        await self._consumer.seek_to_end(*assigned)
+        self._task = asyncio.create_task(self._read(), name="topic-watcher")
+
+    async def _read(self) -> None:
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=100)
+            now = time.monotonic()
+            for records in batches.values():
+                for record in records:
+                    call_id = json.loads(record.value)["call_id"]
+                    if call_id in self.arrivals:
+                        self.duplicates += 1
+                    else:
+                        self.arrivals[call_id] = now
+
+    async def stop(self) -> None:
+        """Stop reading and close the consumer."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self._consumer.stop()
+
+
+@dataclass
+class ApiSample:
+    """One sampled call: when its 201 came, and when its note first read back (or never)."""
+
+    call_id: str
+    accepted_at: float
+    readable_at: float | None = None
+    polls: int = 0
+
+
+@dataclass
+class ApiSampler:
+    """Polls `GET /v1/notes/{id}` as the tenant's client for calls the load process samples."""
+
+    notes_url: str
+    samples: list[ApiSample] = field(default_factory=list)
+    _client: httpx.AsyncClient | None = None
+    _transport: asyncio.DatagramTransport | None = None
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _headers: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    async def start(self) -> int:
+        """Listen for sampled calls on a free UDP port; return the port."""
+        self._client = httpx.AsyncClient(base_url=self.notes_url, timeout=10)
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: _Datagrams(self._on_sample), local_addr=("127.0.0.1", 0)
+        )
+        self._transport = transport
+        port: int = transport.get_extra_info("sockname")[1]
+        return port
+
+    def _on_sample(self, data: bytes) -> None:
+        call_id, tenant_id, accepted_at = data.decode().split()
+        sample = ApiSample(call_id, float(accepted_at))
+        self.samples.append(sample)
+        task = asyncio.create_task(self._poll(sample, tenant_id))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _poll(self, sample: ApiSample, tenant_id: str) -> None:
+        assert self._client is not None
+        headers = self._headers.get(tenant_id)
+        if headers is None:
+            headers = auth_header("client", tenant=tenant_id, sub="bench-client")
+            self._headers[tenant_id] = headers
+        path = f"/v1/notes/{note_id_for(sample.call_id)}"
+        while time.monotonic() - sample.accepted_at < POLL_GIVE_UP_S:
+            sample.polls += 1
+            try:
+                response = await self._client.get(path, headers=headers)
+            except httpx.HTTPError:
+                response = None
+            if response is not None and response.status_code == 200:
+                sample.readable_at = time.monotonic()
+                return
+            await asyncio.sleep(POLL_INTERVAL_S)
+
+    async def drain(self, timeout_s: float = 30.0) -> None:
+        """Wait until every sampled call has been read back or given up on."""
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout_s)
+
+    async def stop(self) -> None:
+        """Stop listening, cancel polls, close the client."""
+        if self._transport is not None:
+            self._transport.close()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._client is not None:
+            await self._client.aclose()
+
+
+class _Datagrams(asyncio.DatagramProtocol):
+    """Hands each received datagram to a callback."""
+
+    def __init__(self, callback: object) -> None:
+        self._callback = callback
+
+    def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
+        """One sampled call."""
+        assert callable(self._callback)
+        self._callback(data)

@@ -1,0 +1,94 @@
+"""Sampling profiles of the service processes with py-spy, summarised per function.
+
+py-spy is not a project dependency: install it where you like (`uv pip install py-spy`
+into the venv, or `uv tool install py-spy`) or point `PY_SPY` at the binary.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+RATE_HZ = 200
+_FRAME = re.compile(r"^(?P<func>.+?) \((?P<file>[^()]*?)(?::\d+)?\)$")
+
+
+def py_spy() -> str | None:
+    """The py-spy binary: $PY_SPY, the venv's, or one on PATH."""
+    candidates = [os.environ.get("PY_SPY"), str(Path(sys.executable).with_name("py-spy"))]
+    for candidate in candidates:
+        if candidate and Path(candidate).exists():
+            return candidate
+    return shutil.which("py-spy")
+
+
+def start_recording(binary: str, pid: int, duration_s: float, out: Path) -> subprocess.Popen[bytes]:
+    """Record `pid` for `duration_s` into collapsed stacks at `out` (non-blocking sampling)."""
+    return subprocess.Popen(
+        [
+            *(binary, "record", "--pid", str(pid), "--duration", str(round(duration_s))),
+            *("--rate", str(RATE_HZ), "--format", "raw", "--nonblocking", "-o", str(out)),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _short(frame: str) -> str:
+    """`function (path/to/module.py)` as `function (package/module.py)`."""
+    match = _FRAME.match(frame)
+    if match is None:
+        return frame
+    path = match["file"]
+    if "site-packages/" in path:
+        path = path.split("site-packages/", 1)[1]
+    elif "/src/" in path:
+        path = path.split("/src/", 1)[1]
+    elif "python3." in path:
+        path = "stdlib/" + path.rsplit("/", 1)[-1]
+    return f"{match['func']} ({path})"
+
+
+def summarize(collapsed: Path, duration_s: float, top: int = 25) -> dict[str, Any]:
+    """Busy share of the process, and the functions with the most inclusive and self time."""
+    inclusive: Counter[str] = Counter()
+    own: Counter[str] = Counter()
+    packages: Counter[str] = Counter()
+    total = 0
+    for line in collapsed.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        count = int(count_text)
+        frames = [_short(f) for f in stack.split(";")[1:]]  # first entry: the thread
+        total += count
+        for frame in set(frames):
+            inclusive[frame] += count
+        if frames:
+            own[frames[-1]] += count
+            packages[_package(frames[-1])] += count
+    if total == 0:
+        return {"samples": 0}
+
+    def share(counter: Counter[str]) -> list[tuple[str, float]]:
+        return [(name, round(100 * n / total, 1)) for name, n in counter.most_common(top)]
+
+    return {
+        "samples": total,
+        "busy_share_of_one_core": round(total / (RATE_HZ * duration_s), 2),
+        "inclusive_pct": share(inclusive),
+        "self_pct": share(own),
+        "self_pct_by_package": share(packages),
+    }
+
+
+def _package(frame: str) -> str:
+    match = _FRAME.match(frame)
+    path = match["file"] if match else frame
+    return path.split("/", 1)[0] if "/" in path else path
