@@ -3,7 +3,8 @@
 Per call, stage "intake" inserts a document into MongoDB and produces it (acks=all); stage
 "notes" consumes it, inserts a note document and produces it; a watcher consumes that. Same
 embedded servers, motor and aiokafka directly, no HTTP, no framework, no outbox, no commits.
-The call counts as accepted once its insert returns (where intake answers 201).
+The call counts as accepted once its insert returns (where intake answers 201). Like the
+suite's maximum step, the closed loop keeps a fixed number of calls in flight end to end.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 
 from switchboard_platform.kafka_admin import ensure_topics
 
-from .load import CallRecord
+from .load import NOTE_WAIT_S, CallRecord
+from .observer import TopicWatcher
 from .stats import summarize_step
 
 CALLS_TOPIC = "bench.baseline.calls"
@@ -71,18 +73,14 @@ class Pipeline:
         self._producer = AIOKafkaProducer(
             bootstrap_servers=spec.bootstrap_servers, acks="all", linger_ms=2
         )
-        self._stage2 = self._consumer(spec.fetch_max_wait_ms)
-        self._watcher = self._consumer(10)
-        self.arrivals: dict[str, float] = {}
-        self._tasks: list[asyncio.Task[None]] = []
-        self._counter = 0
-
-    def _consumer(self, fetch_wait_ms: int) -> AIOKafkaConsumer:
-        return AIOKafkaConsumer(
-            bootstrap_servers=self._spec.bootstrap_servers,
+        self._stage2 = AIOKafkaConsumer(
+            bootstrap_servers=spec.bootstrap_servers,
             enable_auto_commit=False,
-            fetch_max_wait_ms=fetch_wait_ms,
+            fetch_max_wait_ms=spec.fetch_max_wait_ms,
         )
+        self.watcher = TopicWatcher(spec.bootstrap_servers, NOTES_TOPIC)
+        self._task: asyncio.Task[None] | None = None
+        self._counter = 0
 
     async def start(self) -> None:
         """Create topics and indexes, connect, and start consuming."""
@@ -90,20 +88,22 @@ class Pipeline:
         await self._calls.create_indexes([_BY_TENANT])
         await self._notes.create_indexes([_BY_TENANT, IndexModel("call_id", unique=True)])
         await self._producer.start()
-        for consumer, topic in ((self._stage2, CALLS_TOPIC), (self._watcher, NOTES_TOPIC)):
-            await consumer.start()
-            parts = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
-            consumer.assign(parts)
-            await consumer.seek_to_end(*parts)
-        self._tasks = [asyncio.create_task(self._notes_stage()), asyncio.create_task(self._watch())]
+        await self._stage2.start()
+        parts = [
+            TopicPartition(CALLS_TOPIC, p) for p in self._stage2.partitions_for_topic(CALLS_TOPIC)
+        ]
+        self._stage2.assign(parts)
+        await self._stage2.seek_to_end(*parts)
+        await self.watcher.start()
+        self._task = asyncio.create_task(self._notes_stage())
 
     async def stop(self) -> None:
         """Stop the loops and close every client."""
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        for consumer in (self._stage2, self._watcher):
-            await consumer.stop()
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self._stage2.stop()
+        await self.watcher.stop()
         await self._producer.stop()
         self._mongo.close()
 
@@ -155,19 +155,11 @@ class Pipeline:
                     )
             await asyncio.gather(*pending)
 
-    async def _watch(self) -> None:
-        while True:
-            batches = await self._watcher.getmany(timeout_ms=100)
-            now = time.monotonic()
-            for records in batches.values():
-                for record in records:
-                    self.arrivals[json.loads(record.value)["call_id"]] = now
-
     async def drain(self, calls: list[CallRecord], timeout_s: float = 30.0) -> None:
         """Wait until every accepted call's note has arrived, or the timeout."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            if all(c[0] in self.arrivals for c in calls):
+            if all(c[0] in self.watcher.arrivals for c in calls):
                 return
             await asyncio.sleep(0.05)
 
@@ -190,7 +182,9 @@ async def _closed_loop(pipeline: Pipeline, concurrency: int, until: float) -> li
 
     async def client() -> None:
         while (now := time.monotonic()) < until:
-            calls.append(await pipeline.accept(now))
+            call = await pipeline.accept(now)
+            calls.append(call)
+            await pipeline.watcher.wait_for(call[0], NOTE_WAIT_S)
 
     await asyncio.gather(*(client() for _ in range(concurrency)))
     return calls
@@ -208,13 +202,13 @@ async def run_baseline(spec: BaselineSpec) -> dict[str, Any]:
         window_end = started + spec.rate_duration_s
         await pipeline.drain(calls)
         result["rate"] = summarize_step(
-            calls, started, window_end, pipeline.arrivals, spec.rate_per_s
+            calls, started, window_end, pipeline.watcher.arrivals, spec.rate_per_s
         )
         started = time.monotonic()
         window_end = started + spec.max_duration_s
         calls = await _closed_loop(pipeline, spec.concurrency, window_end)
         await pipeline.drain(calls)
-        result["max"] = summarize_step(calls, started, window_end, pipeline.arrivals, None)
+        result["max"] = summarize_step(calls, started, window_end, pipeline.watcher.arrivals, None)
         result["max"]["concurrency"] = spec.concurrency
         return result
     finally:

@@ -22,12 +22,17 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bench", description=__doc__)
     parser.add_argument("--rates", default="50,100,200,400", help="steady rates, calls/s")
     parser.add_argument("--step-s", type=float, default=10.0, help="seconds per steady step")
-    parser.add_argument("--concurrency", type=int, default=16, help="clients in the max step")
+    parser.add_argument(
+        "--concurrency", type=int, default=32, help="calls in flight end to end in the max step"
+    )
     parser.add_argument("--max-s", type=float, default=10.0, help="seconds of the max step")
     parser.add_argument("--tenants", type=int, default=8)
     parser.add_argument("--api-samples-per-s", type=float, default=10.0)
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--profile", action="store_true", help="repeat max step under py-spy")
+    parser.add_argument(
+        "--http-max", action="store_true", help="also a closed loop on intake alone (backlog!)"
+    )
     parser.add_argument("--quick", action="store_true", help="short steps: a smoke test")
     parser.add_argument(
         "--env", action="append", default=[], metavar="NAME=VALUE", help="service environment"
@@ -50,6 +55,7 @@ def _plan(args: argparse.Namespace) -> Plan:
         api_samples_per_s=args.api_samples_per_s,
         baseline=not args.no_baseline,
         profile=args.profile,
+        http_max=args.http_max,
         env=env,
         patches=args.patches,
     )

@@ -36,6 +36,7 @@ class Plan:
     api_samples_per_s: float
     baseline: bool
     profile: bool
+    http_max: bool = False
     env: dict[str, str] = field(default_factory=dict)
     patches: str = ""
 
@@ -101,6 +102,7 @@ class SuiteDriver:
         *,
         rate: float | None = None,
         concurrency: int | None = None,
+        end_to_end: bool = False,
         duration_s: float,
         profile_dir: Path | None = None,
     ) -> dict[str, Any]:
@@ -115,6 +117,8 @@ class SuiteDriver:
             duration_s=duration_s,
             rate_per_s=rate,
             concurrency=concurrency,
+            end_to_end=end_to_end,
+            bootstrap_servers=self.servers.kafka.bootstrap_servers,
             sample_every=sample_every,
             observer_port=self.sampler_port,
         )
@@ -159,6 +163,7 @@ class SuiteDriver:
     def _start_profiles(self, out_dir: Path, duration_s: float) -> dict[str, tuple[Any, Path]]:
         binary = profile.py_spy()
         if binary is None:
+            print("py-spy not found: install it or set PY_SPY; no profile taken", flush=True)
             return {}
         out_dir.mkdir(parents=True, exist_ok=True)
         recorders = {}
@@ -195,15 +200,26 @@ async def drive_suite(
         for rate in plan.rates:
             steps.append(await driver.step(f"{rate:g}/s", rate=rate, duration_s=plan.step_s))
             print(_line(steps[-1]), flush=True)
+        result: dict[str, Any] = {"steps": steps}
+        if plan.http_max:
+            http_max = await driver.step(
+                f"intake max c={plan.concurrency}",
+                concurrency=plan.concurrency,
+                duration_s=plan.max_s,
+            )
+            print(_line(http_max), flush=True)
+            result["intake_max"] = http_max
+        label = f"max e2e c={plan.concurrency}"
         flat_out = await driver.step(
-            f"max c={plan.concurrency}", concurrency=plan.concurrency, duration_s=plan.max_s
+            label, concurrency=plan.concurrency, end_to_end=True, duration_s=plan.max_s
         )
         print(_line(flat_out), flush=True)
-        result: dict[str, Any] = {"steps": steps, "max": flat_out}
+        result["max"] = flat_out
         if plan.profile:
             profiled = await driver.step(
-                f"max c={plan.concurrency} (py-spy)",
+                f"{label} (py-spy)",
                 concurrency=plan.concurrency,
+                end_to_end=True,
                 duration_s=plan.max_s,
                 profile_dir=out_dir / "profile",
             )

@@ -1,8 +1,12 @@
-"""The load generator: posts calls to intake from its own process, open or closed loop.
+"""The load generator: posts calls to intake from its own process.
 
-Open loop (`rate`): calls are due at fixed intervals whatever the answers take, so a slow
-service shows as latency and a falling accepted rate, never as a politely slower client.
-Closed loop (`concurrency`): that many clients post back to back, to find the maximum.
+Three shapes of load:
+- open loop (`rate_per_s`): calls fall due at fixed intervals whatever the answers take, so
+  a slow service shows as latency and a falling accepted rate, not as a politer client;
+- closed loop (`concurrency`): that many clients post back to back (intake's own maximum);
+- end-to-end closed loop (`concurrency` and `end_to_end`): each client posts, then waits for
+  its call's `note.created` before posting again, so the backlog is bounded by the
+  concurrency and the rate found is one the whole pipeline sustains.
 Every answer is timed with `time.monotonic()`, the system-wide clock the observer uses too.
 """
 
@@ -21,8 +25,11 @@ import uvloop
 
 from switchboard_platform.testing.tokens import auth_header
 
+from .observer import TopicWatcher
+
 # (call id or "", tenant id or "", scheduled/sent at, answered at, HTTP status or 0)
 CallRecord = tuple[str, str, float, float, int]
+NOTE_WAIT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -34,6 +41,8 @@ class LoadSpec:
     duration_s: float
     rate_per_s: float | None = None
     concurrency: int | None = None
+    end_to_end: bool = False
+    bootstrap_servers: str = ""
     sample_every: int = 0
     observer_port: int = 0
 
@@ -58,8 +67,8 @@ class _Poster:
         self._accepted = 0
         self.calls: list[CallRecord] = []
 
-    async def post(self, i: int, sent: float) -> None:
-        """Post call number `i` and record its outcome."""
+    async def post(self, i: int, sent: float) -> str | None:
+        """Post call number `i`, record its outcome, return its id if it was accepted."""
         body = {
             "dialed_number": self._spec.numbers[i % len(self._spec.numbers)],
             "caller": {"name": f"Caller {i}", "phone": "+4915211014450"},
@@ -70,17 +79,19 @@ class _Poster:
             response = await self._client.post("/v1/calls", json=body, headers=self._headers)
         except httpx.HTTPError:
             self.calls.append(("", "", sent, time.monotonic(), 0))
-            return
+            return None
         done = time.monotonic()
         if response.status_code != 201:
             self.calls.append(("", "", sent, done, response.status_code))
-            return
+            return None
         data = response.json()
-        self.calls.append((data["id"], data["tenant_id"], sent, done, 201))
+        call_id: str = data["id"]
+        self.calls.append((call_id, data["tenant_id"], sent, done, 201))
         self._accepted += 1
         if self._spec.sample_every and self._accepted % self._spec.sample_every == 0:
-            message = f"{data['id']} {data['tenant_id']} {done!r}".encode()
+            message = f"{call_id} {data['tenant_id']} {done!r}".encode()
             self._udp.sendto(message, ("127.0.0.1", self._spec.observer_port))
+        return call_id
 
 
 async def _open_loop(poster: _Poster, rate: float, started: float, until: float) -> None:
@@ -95,32 +106,43 @@ async def _open_loop(poster: _Poster, rate: float, started: float, until: float)
     await asyncio.gather(*tasks)
 
 
-async def _closed_loop(poster: _Poster, concurrency: int, until: float) -> None:
+async def _closed_loop(
+    poster: _Poster, concurrency: int, until: float, watcher: TopicWatcher | None
+) -> None:
     counter = iter(range(10**9))
 
     async def client() -> None:
         while (now := time.monotonic()) < until:
-            await poster.post(next(counter), now)
+            call_id = await poster.post(next(counter), now)
+            if watcher is not None and call_id is not None:
+                await watcher.wait_for(call_id, NOTE_WAIT_S)
 
     await asyncio.gather(*(client() for _ in range(concurrency)))
 
 
 async def run_step(spec: LoadSpec, ready: Callable[[], None] = lambda: None) -> LoadResult:
     """Warm up the connection, call `ready`, drive one step and return every call's record."""
+    watcher = TopicWatcher(spec.bootstrap_servers) if spec.end_to_end else None
+    if watcher is not None:
+        await watcher.start()
     limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
     timeout = httpx.Timeout(30.0)
-    async with httpx.AsyncClient(base_url=spec.intake_url, limits=limits, timeout=timeout) as c:
-        poster = _Poster(spec, c)
-        await poster.post(-1, time.monotonic())  # warm the connection; not counted
-        poster.calls.clear()
-        ready()
-        started = time.monotonic()
-        until = started + spec.duration_s
-        if spec.rate_per_s is not None:
-            await _open_loop(poster, spec.rate_per_s, started, until)
-        else:
-            await _closed_loop(poster, spec.concurrency or 16, until)
-        return LoadResult(started=started, ended=time.monotonic(), calls=poster.calls)
+    try:
+        async with httpx.AsyncClient(base_url=spec.intake_url, limits=limits, timeout=timeout) as c:
+            poster = _Poster(spec, c)
+            await poster.post(-1, time.monotonic())  # opens a connection; not counted
+            poster.calls.clear()
+            ready()
+            started = time.monotonic()
+            until = started + spec.duration_s
+            if spec.rate_per_s is not None:
+                await _open_loop(poster, spec.rate_per_s, started, until)
+            else:
+                await _closed_loop(poster, spec.concurrency or 16, until, watcher)
+            return LoadResult(started=started, ended=time.monotonic(), calls=poster.calls)
+    finally:
+        if watcher is not None:
+            await watcher.stop()
 
 
 def load_process(spec: LoadSpec, conn: Connection) -> None:

@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -37,6 +39,7 @@ class TopicWatcher:
         self._task: asyncio.Task[None] | None = None
         self.arrivals: dict[str, float] = {}
         self.duplicates = 0
+        self._waiters: dict[str, asyncio.Future[float]] = {}
 
     async def start(self) -> None:
         """Assign every partition, skip what is already there, start reading."""
@@ -58,6 +61,21 @@ class TopicWatcher:
                         self.duplicates += 1
                     else:
                         self.arrivals[call_id] = now
+                        waiter = self._waiters.pop(call_id, None)
+                        if waiter is not None and not waiter.done():
+                            waiter.set_result(now)
+
+    async def wait_for(self, call_id: str, timeout_s: float) -> float | None:
+        """When the call's `note.created` arrived; waits for it up to `timeout_s`."""
+        if call_id in self.arrivals:
+            return self.arrivals[call_id]
+        waiter = self._waiters.setdefault(call_id, asyncio.get_running_loop().create_future())
+        try:
+            return await asyncio.wait_for(waiter, timeout_s)
+        except TimeoutError:
+            return None
+        finally:
+            self._waiters.pop(call_id, None)
 
     async def stop(self) -> None:
         """Stop reading and close the consumer."""
@@ -143,10 +161,9 @@ class ApiSampler:
 class _Datagrams(asyncio.DatagramProtocol):
     """Hands each received datagram to a callback."""
 
-    def __init__(self, callback: object) -> None:
+    def __init__(self, callback: Callable[[bytes], None]) -> None:
         self._callback = callback
 
-    def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
+    def datagram_received(self, data: bytes, addr: tuple[str | Any, int]) -> None:
         """One sampled call."""
-        assert callable(self._callback)
         self._callback(data)

@@ -73,7 +73,7 @@ def markdown(result: dict[str, Any]) -> str:
     suite = result.get("suite", {})
     for step in suite.get("steps", []):
         lines.append(_row(step["label"], step))
-    for key in ("max", "profiled_max"):
+    for key in ("intake_max", "max", "profiled_max"):
         if key in suite:
             lines.append(_row(suite[key]["label"], suite[key]))
     baseline = result.get("baseline") or {}

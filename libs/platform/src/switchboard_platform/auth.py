@@ -62,7 +62,12 @@ class TokenVerifier:
         options: Options = {"require": ["sub", "exp"]}
         claims: dict[str, Any]
         if self._jwks is not None:
-            key = self._jwks.get_signing_key_from_jwt(token).key
+            try:
+                key = self._jwks.get_signing_key_from_jwt(token).key
+            except jwt.PyJWKClientConnectionError:
+                raise  # our key server is unreachable: not the caller's fault
+            except jwt.PyJWKClientError as exc:
+                raise jwt.InvalidTokenError(f"no matching signing key: {exc}") from exc
             claims = jwt.decode(
                 token, key, algorithms=["RS256"], audience=self._audience, options=options
             )
@@ -104,7 +109,11 @@ def current_principal(
         principal = verifier.verify(credentials.credentials)
     except jwt.ExpiredSignatureError as exc:
         raise _unauthorized("token expired") from exc
-    except (jwt.InvalidTokenError, jwt.PyJWKClientError) as exc:
+    except jwt.PyJWKClientConnectionError as exc:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, detail="token keys unavailable"
+        ) from exc
+    except jwt.InvalidTokenError as exc:
         raise _unauthorized("invalid token") from exc
     bind_tenant(principal.tenant)
     return principal

@@ -87,6 +87,7 @@ class ServiceRuntime:
         self, payload_type: type[P], handler: EventHandler[P], *, group_id: str = ""
     ) -> None:
         """Handle each event of the payload's topic with `handler`, in consumer group `group_id`."""
+        prefix = self.settings.kafka_consumer_group_prefix or self.name
         pipeline = EventPipeline(
             service=self.name,
             payload_type=payload_type,
@@ -97,7 +98,7 @@ class ServiceRuntime:
         subscribe(
             self.broker,
             pipeline,
-            group_id=group_id or f"{self.name}.{payload_type.topic}",
+            group_id=group_id or f"{prefix}.{payload_type.topic}",
             settings=self.settings,
         )
 

@@ -47,6 +47,12 @@ class ServiceSettings(BaseSettings):
         "place at once; must be unique per replica, e.g. the pod name of a StatefulSet",
         validation_alias=_env("KAFKA_GROUP_INSTANCE_ID"),
     )
+    kafka_consumer_group_prefix: str | None = Field(
+        None,
+        description="Consumer groups are `<prefix>.<topic>`; the prefix defaults to the service "
+        "name. A new prefix reads every topic again from the start (a replay).",
+        validation_alias=_env("KAFKA_CONSUMER_GROUP_PREFIX"),
+    )
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
         "PLAINTEXT", validation_alias=_env("KAFKA_SECURITY_PROTOCOL")
     )
