@@ -30,9 +30,16 @@ class Suite:
 
 
 @contextmanager
-def running_suite(log_dir: Path) -> Iterator[Suite]:
-    """Fresh servers and services; everything is stopped afterwards."""
-    with EmbeddedKafka(topics=ALL_TOPICS) as kafka, EmbeddedMongo() as mongo:
+def running_suite(log_dir: Path, *, mongo_data_dir: Path | None = None) -> Iterator[Suite]:
+    """Fresh servers and services; everything is stopped afterwards.
+
+    With `mongo_data_dir` the database server keeps its data on disk, so it can be
+    stopped and started again without losing it.
+    """
+    with (
+        EmbeddedKafka(topics=ALL_TOPICS) as kafka,
+        EmbeddedMongo(data_dir=mongo_data_dir) as mongo,
+    ):
 
         def service(name: str, module: str) -> ServiceProcess:
             return ServiceProcess(
@@ -75,6 +82,7 @@ class LoadResult:
     accepted: dict[str, str] = field(default_factory=dict)  # call id -> tenant id
     refused: int = 0
     errors: int = 0
+    statuses: dict[int, int] = field(default_factory=dict)  # refusals by status code
 
 
 async def post_calls(
@@ -105,6 +113,8 @@ async def post_calls(
                 result.accepted[data["id"]] = data["tenant_id"]
             else:
                 result.refused += 1
+                code = response.status_code
+                result.statuses[code] = result.statuses.get(code, 0) + 1
 
         tasks = []
         for i in range(total):

@@ -2,6 +2,7 @@
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from pymongo.errors import ConnectionFailure
 
 _LOCATIONS = ("body", "query", "path", "header")
 
@@ -48,4 +49,13 @@ def install_error_handlers(app: FastAPI) -> None:
             return JSONResponse({"detail": [detail]}, status_code=exc.status_code)
         return JSONResponse({"detail": exc.message}, status_code=exc.status_code)
 
+    async def unavailable(_: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse(
+            {"detail": "database unavailable, try again shortly"},
+            status_code=503,
+            headers={"Retry-After": "5"},
+        )
+
     app.add_exception_handler(DomainError, handle)
+    # a lost database is our outage, not the caller's error: 503, never a 500
+    app.add_exception_handler(ConnectionFailure, unavailable)

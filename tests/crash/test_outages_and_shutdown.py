@@ -1,4 +1,4 @@
-"""The broker goes away and comes back; a service is stopped gracefully mid-load (issue 3 §1-2).
+"""Broker and database go away and come back; a service stops gracefully mid-load (issue 3).
 
 Guarantee checked by the outage test: calls accepted while Kafka is unreachable are kept in
 intake's outbox and become notes once a broker is back, with no service restarted. The
@@ -91,3 +91,29 @@ def test_sigterm_mid_load_finishes_in_flight_work_and_loses_nothing(tmp_path: Pa
         assert "service stopped" in suite.notes.log_path.read_text()
         assert len(accepted) == 300
         _wait_for(lambda: _note_count(suite) == 300, 90, "every note")
+
+
+def test_database_outage_answers_503_stalls_consumers_and_recovers_on_its_own(
+    tmp_path: Path,
+) -> None:
+    """MongoDB unreachable: no 500, no lost event, readiness false, then recovery (issue 3 §1)."""
+    with running_suite(tmp_path, mongo_data_dir=tmp_path / "mongo") as suite:
+        number = "+4924112345673"
+        create_tenant(suite.intake.url, number)
+        first = asyncio.run(post_calls(suite.intake, number, total=50, rate_per_s=100))
+        assert len(first.accepted) == 50
+
+        suite.mongo.stop()
+        during = asyncio.run(post_calls(suite.intake, number, total=5, rate_per_s=5))
+        assert during.accepted == {}
+        assert during.statuses == {503: 5}, "a lost database is a 503, never a 500"
+        _wait_for(lambda: not _ready(suite.notes.url), 30, "notes to report not ready")
+
+        suite.mongo.start()
+        _wait_for(lambda: _ready(suite.intake.url) and _ready(suite.notes.url), 60, "recovery")
+        after = asyncio.run(post_calls(suite.intake, number, total=50, rate_per_s=100))
+        assert len(after.accepted) == 50
+        _wait_for(lambda: _note_count(suite) == 100, 90, "every note")
+        with _mongo(suite) as mongo:
+            notes = [d["call_id"] for d in mongo["notes"]["notes"].find({}, {"call_id": 1})]
+        assert set(notes) == set(first.accepted) | set(after.accepted)

@@ -1,0 +1,229 @@
+"""Experiment launcher: start a service with named monkeypatches applied (never shipped).
+
+`python -m bench.variants` with BENCH_SERVICE_MODULE (e.g. switchboard_notes) and
+BENCH_PATCHES (comma-separated names below) in the environment. The harness does this for
+`bench.run --patches ...`. Each patch is a quick scratch version of a platform change, to
+measure its effect before anyone changes the platform itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import json
+import logging
+import os
+import runpy
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("bench.variants")
+_TIMINGS: defaultdict[str, list[float]] = defaultdict(list)
+AsyncFn = Callable[..., Awaitable[Any]]
+
+
+def _timed(owner: Any, name: str, label: str, *, size: Callable[[Any], int] | None = None) -> None:
+    """Replace `owner.name` (a coroutine function) by one that records its durations."""
+    original: AsyncFn = getattr(owner, name)
+
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        result = await original(*args, **kwargs)
+        _TIMINGS[label].append(time.perf_counter() - started)
+        if size is not None:
+            _TIMINGS[f"{label}.size"].append(size(result))
+        return result
+
+    setattr(owner, name, wrapper)
+
+
+def _dump_timings() -> None:
+    out = os.environ.get("BENCH_TIMINGS_DIR")
+    if not out:
+        return
+    summary = {}
+    for label, values in _TIMINGS.items():
+        ordered = sorted(values)
+        scale = 1 if label.endswith(".size") else 1000
+        summary[label] = {
+            "n": len(ordered),
+            "mean": round(sum(ordered) / len(ordered) * scale, 3),
+            "p50": round(ordered[len(ordered) // 2] * scale, 3),
+            "p99": round(ordered[int(len(ordered) * 0.99)] * scale, 3),
+            "total_s": round(sum(ordered), 3) if scale == 1000 else None,
+        }
+    name = os.environ.get("BENCH_SERVICE_MODULE", "service")
+    Path(out, f"{name}.timings.json").write_text(json.dumps(summary, indent=2))
+
+
+def timing() -> None:
+    """Time the hot path's stages: handler, commit, outbox relay parts, repository writes."""
+    from aiokafka import AIOKafkaConsumer
+
+    from switchboard_platform import consumer, outbox
+
+    _timed(consumer.EventPipeline, "process", "consumer.process")
+    _timed(AIOKafkaConsumer, "commit", "kafka.commit")
+    _timed(outbox.OutboxRelay, "drain_once", "relay.drain_once", size=lambda n: int(n))
+    _timed(outbox.OutboxRelay, "_pending", "relay.find_pending", size=len)
+    _timed(outbox.OutboxRelay, "_clear", "relay.clear")
+    try:
+        from switchboard_notes.repository import NotesRepository
+
+        _timed(NotesRepository, "insert_new", "notes.insert_new")
+    except ImportError:
+        pass
+    try:
+        from switchboard_intake.repository import IntakeRepository
+
+        _timed(IntakeRepository, "insert_call", "intake.insert_call")
+        _timed(IntakeRepository, "tenant_owning", "intake.tenant_owning")
+    except ImportError:
+        pass
+    atexit.register(_dump_timings)
+
+
+def inline_sync_deps() -> None:
+    """Run FastAPI's sync dependencies (auth, service lookup) on the loop, not in threads."""
+    import fastapi.dependencies.utils as deps
+
+    async def call_inline(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return func(*args, **kwargs)
+
+    deps.run_in_threadpool = call_inline  # type: ignore[assignment]
+
+
+def no_access_log() -> None:
+    """Drop uvicorn's per-request access log line."""
+    from switchboard_platform import logs
+
+    configure = logs.configure_logging
+
+    def configure_quietly(service: str, level: str = "INFO") -> None:
+        configure(service, level)
+        logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+
+    logs.configure_logging = configure_quietly
+
+
+def no_telemetry() -> None:
+    """No OpenTelemetry spans at all: no FastAPI, pymongo or FastStream instrumentation."""
+    from faststream import BaseMiddleware
+
+    from switchboard_platform import logs, runtime, telemetry
+
+    def instrument_app(app: Any, tracer_provider: Any = None) -> None:
+        app.add_middleware(logs.LogScopeMiddleware)
+
+    runtime.instrument_app = instrument_app
+    runtime.kafka_telemetry_middleware = lambda tracer_provider=None: BaseMiddleware
+    telemetry._install_process_wide = lambda provider, service: None
+
+
+def coalesced_commit() -> None:
+    """Commit each partition's handled offset at most every 50 ms instead of per message.
+
+    Still at-least-once: only offsets of handled messages are committed (explicitly, not the
+    consumer's position), so a crash redelivers at most the last 50 ms, which idempotent
+    handlers absorb. A real version must also flush on partition revocation and shutdown.
+    """
+    from aiokafka import TopicPartition
+    from faststream.kafka.message import KafkaAckableMessage
+    from faststream.message import StreamMessage
+
+    pending: dict[Any, dict[TopicPartition, int]] = {}
+    interval_s = float(os.environ.get("BENCH_COMMIT_INTERVAL_S", "0.05"))
+
+    async def flush(consumer: Any) -> None:
+        await asyncio.sleep(interval_s)
+        offsets = pending.pop(consumer, {})
+        if offsets:
+            try:
+                await consumer.commit(offsets)
+            except Exception:  # a rebalance: the messages come again, idempotently
+                log.warning("coalesced commit failed", exc_info=True)
+
+    async def ack(self: KafkaAckableMessage) -> None:
+        if not self.committed:
+            record = self.raw_message
+            assert not isinstance(record, tuple)
+            offsets = pending.get(self.consumer)
+            if offsets is None:
+                offsets = pending[self.consumer] = {}
+                asyncio.get_running_loop().create_task(flush(self.consumer))
+            offsets[TopicPartition(record.topic, record.partition)] = record.offset + 1
+        await StreamMessage.ack(self)
+
+    KafkaAckableMessage.ack = ack  # type: ignore[method-assign]
+
+
+def partition_workers() -> None:
+    """One consumer per partition (FastStream max_workers=4), handled concurrently.
+
+    Order per partition (so per tenant) is kept. Static membership is off: the workers
+    would share one group instance id.
+    """
+    from faststream.kafka import KafkaBroker
+
+    original = KafkaBroker.subscriber
+
+    def subscriber(self: KafkaBroker, *topics: Any, **kwargs: Any) -> Any:
+        kwargs["max_workers"] = int(os.environ.get("BENCH_PARTITION_WORKERS", "4"))
+        kwargs["group_instance_id"] = None
+        return original(self, *topics, **kwargs)
+
+    KafkaBroker.subscriber = subscriber  # type: ignore[method-assign]
+
+
+def relay_single_clear() -> None:
+    """Clear a published document's outbox with one `$unset` instead of `$pull` + `$unset`.
+
+    Valid when the relay published every entry it read of that document and nothing was
+    appended since (the filter on the pending count checks the latter); otherwise the
+    original two-step clear runs for that document.
+    """
+    from pymongo import UpdateOne
+
+    from switchboard_platform import outbox
+
+    original = outbox.OutboxRelay._clear
+
+    async def clear(self: outbox.OutboxRelay, published: list[Any]) -> None:
+        by_doc: dict[tuple[str, Any], int] = defaultdict(int)
+        for p in published:
+            by_doc[(p.collection, p.doc_id)] += 1
+        writes: dict[str, list[UpdateOne]] = defaultdict(list)
+        unset = {"$unset": {outbox.OUTBOX: "", outbox.PENDING: "", outbox.SINCE: ""}}
+        for (collection, doc_id), count in by_doc.items():
+            writes[collection].append(UpdateOne({"_id": doc_id, outbox.PENDING: count}, unset))
+        for collection, ops in writes.items():
+            result = await self._db[collection].bulk_write(ops, ordered=False)
+            if result.modified_count != len(ops):
+                await original(self, [p for p in published if p.collection == collection])
+
+    outbox.OutboxRelay._clear = clear  # type: ignore[method-assign]
+
+
+PATCHES: dict[str, Callable[[], None]] = {
+    "timing": timing,
+    "inline_sync_deps": inline_sync_deps,
+    "no_access_log": no_access_log,
+    "no_telemetry": no_telemetry,
+    "coalesced_commit": coalesced_commit,
+    "partition_workers": partition_workers,
+    "relay_single_clear": relay_single_clear,
+}
+
+
+def main() -> None:
+    """Apply the patches named in BENCH_PATCHES, then run the service's own `__main__`."""
+    for name in filter(None, os.environ.get("BENCH_PATCHES", "").split(",")):
+        PATCHES[name]()
+    runpy.run_module(os.environ["BENCH_SERVICE_MODULE"], run_name="__main__", alter_sys=True)
+
+
+if __name__ == "__main__":
+    main()
