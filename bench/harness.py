@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import multiprocessing
 import os
 import time
@@ -245,5 +246,12 @@ def run_suite(plan: Plan, servers: Servers, out_dir: Path) -> dict[str, Any]:
     """Start the services (from this, the main, thread) and drive them."""
     log_dir = out_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    with running_services(servers, log_dir, plan.env, plan.patches) as services:
-        return asyncio.run(drive_suite(plan, servers, services, out_dir))
+    env = {**plan.env, "BENCH_TIMINGS_DIR": str(out_dir)}
+    with running_services(servers, log_dir, env, plan.patches) as services:
+        result = asyncio.run(drive_suite(plan, servers, services, out_dir))
+    timings = {
+        p.name.split(".")[0]: json.loads(p.read_text()) for p in out_dir.glob("*.timings.json")
+    }
+    if timings:
+        result["timings_ms"] = timings
+    return result

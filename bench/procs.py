@@ -42,6 +42,13 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / _TICKS_PER_S
 
 
+def machine_busy_seconds() -> float:
+    """CPU time all cores of the machine spent busy since boot (from /proc/stat)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return (sum(fields[:8]) - idle) / _TICKS_PER_S
+
+
 @dataclass
 class CpuMeter:
     """CPU share of several named processes over an interval (1.0 = one core busy)."""
@@ -53,10 +60,11 @@ class CpuMeter:
     def start(self, now: float) -> None:
         """Remember every process's CPU time at `now` (monotonic seconds)."""
         self._start = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
+        self._start["machine"] = machine_busy_seconds()
         self._since = now
 
     def shares(self, now: float) -> dict[str, float]:
-        """Cores used per process since `start`."""
+        """Cores used per process since `start`, the whole machine's, and everyone else's."""
         assert self._start is not None, "start() first"
         elapsed = max(now - self._since, 1e-9)
         result = {}
@@ -64,6 +72,10 @@ class CpuMeter:
             before, after = self._start[name], cpu_seconds(pid)
             if before is not None and after is not None:
                 result[name] = round((after - before) / elapsed, 2)
+        machine_before = self._start["machine"] or 0.0
+        result["machine"] = round((machine_busy_seconds() - machine_before) / elapsed, 2)
+        ours = sum(v for k, v in result.items() if k != "machine")
+        result["others"] = round(max(result["machine"] - ours, 0.0), 2)
         return result
 
 

@@ -29,11 +29,16 @@ def py_spy() -> str | None:
 
 
 def start_recording(binary: str, pid: int, duration_s: float, out: Path) -> subprocess.Popen[bytes]:
-    """Record `pid` for `duration_s` into collapsed stacks at `out` (non-blocking sampling)."""
+    """Record `pid` for `duration_s` into collapsed stacks at `out`.
+
+    Non-blocking sampling of the thread holding the GIL only (`--gil`): the samples show
+    where the process spends CPU in Python, not where its threads wait.
+    """
     return subprocess.Popen(
         [
             *(binary, "record", "--pid", str(pid), "--duration", str(round(duration_s))),
-            *("--rate", str(RATE_HZ), "--format", "raw", "--nonblocking", "-o", str(out)),
+            *("--rate", str(RATE_HZ), "--format", "raw", "--nonblocking", "--gil"),
+            *("-o", str(out)),
         ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -81,7 +86,7 @@ def summarize(collapsed: Path, duration_s: float, top: int = 25) -> dict[str, An
 
     return {
         "samples": total,
-        "busy_share_of_one_core": round(total / (RATE_HZ * duration_s), 2),
+        "gil_held_share": round(total / (RATE_HZ * duration_s), 2),
         "inclusive_pct": share(inclusive),
         "self_pct": share(own),
         "self_pct_by_package": share(packages),

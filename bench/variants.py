@@ -25,6 +25,11 @@ _TIMINGS: defaultdict[str, list[float]] = defaultdict(list)
 AsyncFn = Callable[..., Awaitable[Any]]
 
 
+def _replace(owner: Any, name: str, value: Any) -> None:
+    """Monkeypatch `owner.name` (a module or class attribute) with `value`."""
+    setattr(owner, name, value)
+
+
 def _timed(owner: Any, name: str, label: str, *, size: Callable[[Any], int] | None = None) -> None:
     """Replace `owner.name` (a coroutine function) by one that records its durations."""
     original: AsyncFn = getattr(owner, name)
@@ -37,7 +42,7 @@ def _timed(owner: Any, name: str, label: str, *, size: Callable[[Any], int] | No
             _TIMINGS[f"{label}.size"].append(size(result))
         return result
 
-    setattr(owner, name, wrapper)
+    _replace(owner, name, wrapper)
 
 
 def _dump_timings() -> None:
@@ -93,7 +98,7 @@ def inline_sync_deps() -> None:
     async def call_inline(func: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return func(*args, **kwargs)
 
-    deps.run_in_threadpool = call_inline  # type: ignore[assignment]
+    _replace(deps, "run_in_threadpool", call_inline)
 
 
 def no_access_log() -> None:
@@ -106,7 +111,7 @@ def no_access_log() -> None:
         configure(service, level)
         logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
 
-    logs.configure_logging = configure_quietly
+    _replace(logs, "configure_logging", configure_quietly)
 
 
 def no_telemetry() -> None:
@@ -118,9 +123,9 @@ def no_telemetry() -> None:
     def instrument_app(app: Any, tracer_provider: Any = None) -> None:
         app.add_middleware(logs.LogScopeMiddleware)
 
-    runtime.instrument_app = instrument_app
-    runtime.kafka_telemetry_middleware = lambda tracer_provider=None: BaseMiddleware
-    telemetry._install_process_wide = lambda provider, service: None
+    _replace(runtime, "instrument_app", instrument_app)
+    _replace(runtime, "kafka_telemetry_middleware", lambda tracer_provider=None: BaseMiddleware)
+    _replace(telemetry, "_install_process_wide", lambda provider, service: None)
 
 
 def coalesced_commit() -> None:
@@ -157,7 +162,7 @@ def coalesced_commit() -> None:
             offsets[TopicPartition(record.topic, record.partition)] = record.offset + 1
         await StreamMessage.ack(self)
 
-    KafkaAckableMessage.ack = ack  # type: ignore[method-assign]
+    _replace(KafkaAckableMessage, "ack", ack)
 
 
 def partition_workers() -> None:
@@ -175,7 +180,7 @@ def partition_workers() -> None:
         kwargs["group_instance_id"] = None
         return original(self, *topics, **kwargs)
 
-    KafkaBroker.subscriber = subscriber  # type: ignore[method-assign]
+    _replace(KafkaBroker, "subscriber", subscriber)
 
 
 def relay_single_clear() -> None:
@@ -204,7 +209,7 @@ def relay_single_clear() -> None:
             if result.modified_count != len(ops):
                 await original(self, [p for p in published if p.collection == collection])
 
-    outbox.OutboxRelay._clear = clear  # type: ignore[method-assign]
+    _replace(outbox.OutboxRelay, "_clear", clear)
 
 
 PATCHES: dict[str, Callable[[], None]] = {

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, status
+from fastapi import APIRouter, Depends, Header, Request, status
 
 from switchboard_platform.auth import (
     AgentUser,
@@ -32,6 +32,15 @@ def _service(request: Request) -> IntakeService:
 
 
 Service = Annotated[IntakeService, Depends(_service)]
+RetryKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=100,
+        description="Send the same key when retrying a capture: the first call is answered again",
+    ),
+]
 TenantReader = Annotated[Principal, Depends(require_roles(Role.OPERATOR, Role.CLIENT))]
 _ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"description": "No valid token"},
@@ -65,12 +74,15 @@ async def change_tenant(
 
 
 @calls.post("", status_code=status.HTTP_201_CREATED, responses={422: {}})
-async def capture_call(body: CallCreate, agent: AgentUser, service: Service) -> CallAccepted:
+async def capture_call(
+    body: CallCreate, agent: AgentUser, service: Service, idempotency_key: RetryKey = None
+) -> CallAccepted:
     """Capture a call (agents); publishes `call.received`. The agent is the token's subject."""
     call = await service.capture_call(
         body.details(),
         tenant_id=body.tenant_id,
         dialed_number=body.dialed_number,
         agent_id=agent.sub,
+        idempotency_key=idempotency_key,
     )
     return CallAccepted(id=call.call_id, tenant_id=call.tenant_id, received_at=call.received_at)

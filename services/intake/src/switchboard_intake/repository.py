@@ -38,6 +38,8 @@ INDEXES: dict[str, list[IndexModel]] = {
         _RETENTION,
         IndexModel([("tenant_id", ASCENDING), ("started_at", DESCENDING)], name="tenant_calls"),
         IndexModel([("tenant_id", ASCENDING), ("caller.phone", ASCENDING)], name="tenant_caller"),
+        # an agent's retry of the same capture (Idempotency-Key) maps to the first call
+        IndexModel([("idempotency_key", ASCENDING)], unique=True, sparse=True, name="retry_key"),
     ],
 }
 
@@ -107,9 +109,28 @@ class IntakeRepository:
         owned = {n async for doc in cursor for n in doc.get(NUMBERS, [])}
         return [n for n in wanted if n in owned]
 
-    async def insert_call(self, call: Call, events: Sequence[Event[Any]]) -> None:
-        """Store a captured call with its events."""
-        await self._calls.insert_one(with_outbox(_call_document(call), events))
+    async def insert_call(
+        self, call: Call, events: Sequence[Event[Any]], idempotency_key: str | None = None
+    ) -> Call:
+        """Store a captured call with its events; with a retry key seen before, the first call."""
+        document = _call_document(call)
+        if idempotency_key is not None:
+            document["idempotency_key"] = idempotency_key
+        try:
+            await self._calls.insert_one(with_outbox(document, events))
+        except DuplicateKeyError:
+            first = await self.call_by_retry_key(idempotency_key) if idempotency_key else None
+            if first is None:
+                raise
+            return first
+        return call
+
+    async def call_by_retry_key(self, idempotency_key: str) -> Call | None:
+        """The call stored earlier under this retry key, if any."""
+        doc = await self._calls.find_one(
+            {"idempotency_key": idempotency_key}, outbox_fields_excluded()
+        )
+        return None if doc is None else Call.model_validate({**doc, "call_id": doc["_id"]})
 
     async def _number_taken(self, exc: DuplicateKeyError, tenant: Tenant) -> NumberTaken:
         key = (exc.details or {}).get("keyValue") or {}

@@ -78,8 +78,16 @@ class IntakeService:
         tenant_id: str | None,
         dialed_number: str | None,
         agent_id: str,
+        idempotency_key: str | None = None,
     ) -> Call:
-        """Record a call for its tenant (R-CALL-1, R-CALL-2) and publish `call.received`."""
+        """Record a call for its tenant (R-CALL-1, R-CALL-2) and publish `call.received`.
+
+        A retry with the same `idempotency_key` by the same agent answers with the call
+        recorded first and records nothing new (a lost 201 must not make a second note).
+        """
+        retry_key = f"{agent_id}:{idempotency_key}" if idempotency_key else None
+        if retry_key is not None and (first := await self._repository.call_by_retry_key(retry_key)):
+            return first
         received_at = self._clock()
         calls.check_details(details, received_at)
         tenant = await self._attribute(tenant_id, dialed_number)
@@ -92,9 +100,9 @@ class IntakeService:
             received_at=received_at,
         )
         events = [calls.received_event(call), *calls.consent_events(call, self._notice_version)]
-        await self._repository.insert_call(call, events)
+        stored = await self._repository.insert_call(call, events, retry_key)
         self._events_written()
-        return call
+        return stored
 
     async def _attribute(self, tenant_id: str | None, dialed_number: str | None) -> Tenant:
         """The tenant a call belongs to: the owner of the dialed number, else the one named."""

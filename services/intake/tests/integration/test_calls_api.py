@@ -204,3 +204,26 @@ async def test_call_starting_in_the_future_is_refused(intake, agent, create_tena
 
     assert reply.status_code == 422
     assert reply.json()["detail"][0]["loc"] == ["body", "started_at"]
+
+
+async def test_a_retried_capture_with_the_same_idempotency_key_records_one_call(
+    intake, agent, create_tenant, call_body, events, db
+):
+    """A lost 201 and a retry must not make a second call, or a second note."""
+    tenant_id = await create_tenant()
+    body = call_body(tenant_id=tenant_id)
+    retry = {**agent, "Idempotency-Key": "capture-7f3a"}
+
+    first = await intake.post("/v1/calls", json=body, headers=retry)
+    again = await intake.post("/v1/calls", json=body, headers=retry)
+    other = await intake.post("/v1/calls", json=body, headers={**agent, "Idempotency-Key": "x-2"})
+
+    assert (first.status_code, again.status_code, other.status_code) == (201, 201, 201)
+    assert again.json() == first.json()
+    assert other.json()["id"] != first.json()["id"]
+    assert await db.calls.count_documents({"tenant_id": tenant_id}) == 2
+    await events.settle()
+    received = [
+        decode(r.topic, r.value, r.headers).data for r in events.of(CALL_RECEIVED, tenant_id)
+    ]
+    assert sorted(c.call_id for c in received) == sorted([first.json()["id"], other.json()["id"]])
