@@ -148,6 +148,12 @@ class SuiteDriver:
         )
         summary |= {"label": label, "concurrency": concurrency, "duration_s": duration_s}
         summary["cpu_cores"] = cpu
+        rate_done = max(summary["notes_per_s"], 1e-9)
+        summary["cpu_ms_per_call"] = {
+            name: round(cores / rate_done * 1000, 2)
+            for name, cores in cpu.items()
+            if name not in ("machine", "others")
+        }
         summary["rss_mib"] = {name: rss_mib(pid) for name, pid in self.pids.items()}
         if recorders:
             summary["profile"] = self._finish_profiles(recorders, duration_s)

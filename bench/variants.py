@@ -9,11 +9,11 @@ measure its effect before anyone changes the platform itself.
 from __future__ import annotations
 
 import asyncio
-import atexit
 import json
 import logging
 import os
 import runpy
+import signal
 import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
@@ -88,7 +88,14 @@ def timing() -> None:
         _timed(IntakeRepository, "tenant_owning", "intake.tenant_owning")
     except ImportError:
         pass
-    atexit.register(_dump_timings)
+
+    # uvicorn re-raises SIGTERM after its graceful shutdown, with the handler it found
+    # installed: this one, so the figures are written before the process ends.
+    def on_sigterm(signum: int, frame: Any) -> None:
+        _dump_timings()
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
 
 
 def inline_sync_deps() -> None:

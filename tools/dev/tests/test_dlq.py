@@ -21,6 +21,7 @@ from switchboard_contracts.samples import sample_payload
 from switchboard_dev.cli import main
 from switchboard_dev.dead_letters import DeadLetter, read_dead_letters
 from switchboard_dev.dlq import SelectionError, describe, select
+from switchboard_dev.kafka_access import KafkaAccess
 from switchboard_platform.consumer import DeadLetters, RawRecord
 from switchboard_platform.testing.pytest_plugin import ServerEndpoints
 
@@ -212,6 +213,22 @@ def test_a_binary_payload_is_shown_as_base64() -> None:
     info = describe(_letter(0, 1, b"\x00\xff"), show_payload=True)
     assert info["payload_base64"] == "AP8="
     assert "payload" not in info
+
+
+def test_sasl_settings_reach_the_kafka_clients() -> None:
+    access = KafkaAccess(security_protocol="SASL_SSL", sasl_username="u", sasl_password="p")
+    options = access.client_options()
+    assert options["sasl_mechanism"] == "SCRAM-SHA-512"
+    assert (options["sasl_plain_username"], options["sasl_plain_password"]) == ("u", "p")
+    assert options["ssl_context"] is not None
+
+
+def test_sasl_without_credentials_is_refused_before_connecting(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("KAFKA_SECURITY_PROTOCOL", "SASL_PLAINTEXT")
+    assert main(["dlq", "list", "--bootstrap", "127.0.0.1:1"]) == 2
+    assert "SASL needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD" in capsys.readouterr().err
 
 
 def test_console_script_lists_dead_letters(planted: Planted, servers: ServerEndpoints) -> None:

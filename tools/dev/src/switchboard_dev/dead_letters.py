@@ -1,10 +1,9 @@
-"""Dead letters on the `<topic>.dlq` topics: read them without a consumer group, replay them.
+"""Dead letters on the `<topic>.dlq` topics: read them without a consumer group, replay them."""
 
-The platform's consumers (switchboard_platform.consumer.DeadLetters) put an unprocessable
-record on `<topic>.dlq` with its original key, value and headers, plus `dlq_*` headers that
-name the error, the service and the origin. Replaying publishes the original back to its
-topic; consumers are idempotent on the event id, so a replay is safe to repeat.
-"""
+# The platform's consumers (switchboard_platform.consumer.DeadLetters) put an unprocessable
+# record on `<topic>.dlq` with its original key, value and headers, plus `dlq_*` headers that
+# name the error, the service and the origin. Replaying publishes the original back to its
+# topic; consumers are idempotent on the event id, so a replay is safe to repeat.
 
 from __future__ import annotations
 
@@ -81,11 +80,8 @@ async def read_dead_letters(
     timeout_s: float = 60.0,
     **client_options: Any,
 ) -> Scan:
-    """Every dead letter on the event topics' `.dlq` topics, from the beginning to the end seen now.
-
-    Partitions are assigned directly (no consumer group, nothing committed); `tenant` keeps
-    only records with that key. Letters come in (topic, partition, offset) order.
-    """
+    """The dead letters of `topics` (with key `tenant`), oldest first, up to the end seen now."""
+    # Partitions are assigned directly: no consumer group joins, nothing is ever committed.
     wanted = [dead_letter_topic(t) for t in topics]
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers,

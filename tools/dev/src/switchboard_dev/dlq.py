@@ -1,8 +1,7 @@
-"""`switchboard dlq`: list the dead letters of the event topics and replay chosen ones.
+"""`switchboard dlq`: list the dead letters of the event topics and replay chosen ones."""
 
-Dead letters hold personal data (the call's caller and concern): the listing shows where a
-letter came from and why it failed, and its payload only when asked with `--show-payload`.
-"""
+# Dead letters hold personal data (a call's caller and concern): the listing shows where a
+# letter came from and why it failed, and its payload only when asked with `--show-payload`.
 
 from __future__ import annotations
 
@@ -99,7 +98,9 @@ def add_parser(subparsers: SubParsers, name: str) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         name,
         help="list and replay dead letters",
-        description="Inspect the <topic>.dlq topics (KAFKA_BOOTSTRAP_SERVERS, KAFKA_SECURITY_*).",
+        description="Inspect and replay the <topic>.dlq topics. Kafka is reached as the "
+        "services reach it: KAFKA_BOOTSTRAP_SERVERS, KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_*, "
+        "KAFKA_SSL_CAFILE.",
     )
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     listing = actions.add_parser("list", help="print the dead letters, oldest first")
