@@ -15,10 +15,18 @@ class Health:
 
     probes: dict[str, Probe] = field(default_factory=dict)
     stalled: dict[str, str] = field(default_factory=dict)
+    serving: set[str] = field(default_factory=set)
 
-    def add_probe(self, name: str, probe: Probe) -> None:
-        """Register a check that must pass for the service to be ready."""
+    def add_probe(self, name: str, probe: Probe, *, needed_to_serve_http: bool = False) -> None:
+        """Register a check that must pass for the service to be ready.
+
+        `needed_to_serve_http` marks the checks the HTTP API cannot answer without (the
+        database); the others (Kafka, consumers) may fail while the API still serves, as
+        intake does during a broker outage thanks to the outbox.
+        """
         self.probes[name] = probe
+        if needed_to_serve_http:
+            self.serving.add(name)
 
     def stall(self, component: str, reason: str) -> None:
         """Mark a component as unable to progress (e.g. a consumer retrying a lost database)."""
@@ -28,8 +36,8 @@ class Health:
         """Mark a component as progressing again."""
         self.stalled.pop(component, None)
 
-    async def readiness(self, timeout_s: float = 2.0) -> dict[str, str]:
-        """Run every probe; map each check to "ok" or the reason it failed."""
+    async def readiness(self, timeout_s: float = 2.0, *, http_only: bool = False) -> dict[str, str]:
+        """Run the probes (all, or those the HTTP API needs); map each to "ok" or why not."""
 
         async def run(name: str, probe: Probe) -> tuple[str, str]:
             try:
@@ -38,7 +46,10 @@ class Health:
                 return name, f"failed: {type(exc).__name__}"
             return name, "ok" if ok else "failed"
 
-        results = dict(await asyncio.gather(*(run(n, p) for n, p in self.probes.items())))
+        probes = {n: p for n, p in self.probes.items() if not http_only or n in self.serving}
+        results = dict(await asyncio.gather(*(run(n, p) for n, p in probes.items())))
+        if http_only:
+            return results
         for component, reason in self.stalled.items():
             results[component] = f"stalled: {reason}"
         return results

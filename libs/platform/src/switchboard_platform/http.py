@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, Query, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
@@ -66,8 +66,13 @@ def operations_router(runtime: ServiceRuntime) -> APIRouter:
         return {"status": "ok", "service": runtime.name}
 
     @router.get("/readyz", summary="Kafka and MongoDB are reachable and consumers progress")
-    async def readyz() -> JSONResponse:
-        checks = await runtime.health.readiness()
+    async def readyz(
+        scope: Annotated[
+            Literal["all", "http"],
+            Query(description="`http`: only what the HTTP API needs (for load balancers)"),
+        ] = "all",
+    ) -> JSONResponse:
+        checks = await runtime.health.readiness(http_only=scope == "http")
         ready = all(v == "ok" for v in checks.values())
         return JSONResponse(
             {"status": "ready" if ready else "not ready", "checks": checks},

@@ -128,7 +128,7 @@ class ServiceRuntime:
         """
         self._mongo = create_mongo_client(self.settings.mongodb_url, app_name=self.name)
         await ensure_indexes(self.db, self._indexes)
-        self.health.add_probe("mongodb", self._ping_mongo)
+        self.health.add_probe("mongodb", self._ping_mongo, needed_to_serve_http=True)
         self.health.add_probe("kafka", self._ping_kafka)
         if on_startup is not None:
             await on_startup(self)
