@@ -8,7 +8,7 @@ SHELL := /bin/sh
 UV = $(shell command -v uv 2>/dev/null || echo python3 -m uv)
 RUN = $(UV) run --no-sync
 
-.PHONY: install dev token check test
+.PHONY: install dev token check test bench
 
 install:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || \
@@ -32,7 +32,12 @@ endif
 check: install
 	$(RUN) ruff check .
 	$(RUN) ruff format --check .
-	$(RUN) mypy libs services tools tests
+	$(RUN) mypy libs services tools tests bench
 
 test: check
 	$(RUN) pytest
+
+# Benchmark (bench/README.md): ~2 min on 2 cores; results in bench/results/.
+# BENCH_ARGS="--quick" for a <1 min smoke run, "--profile" to add py-spy profiles.
+bench: install
+	$(RUN) python -m bench.run $(BENCH_ARGS)

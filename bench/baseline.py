@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import time
 import uuid
 from dataclasses import dataclass
@@ -23,12 +24,14 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from bson import Binary
 from motor.motor_asyncio import AsyncIOMotorClient
 from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo.errors import DuplicateKeyError
 
 from switchboard_platform.kafka_admin import ensure_topics
 
-from .load import NOTE_WAIT_S, CallRecord
-from .observer import TopicWatcher
-from .stats import summarize_step
+from .load import NOTE_WAIT_S
+from .observer import TopicWatcher, seek_to_end
+from .procs import CpuMeter
+from .stats import CallRecord, cpu_ms_per_call, summarize_step
 
 CALLS_TOPIC = "bench.baseline.calls"
 NOTES_TOPIC = "bench.baseline.notes"
@@ -48,6 +51,7 @@ class BaselineSpec:
     concurrency: int
     max_duration_s: float
     fetch_max_wait_ms: int
+    server_pids: dict[str, int]
 
 
 def _headers(event_id: str, kind: str) -> list[tuple[str, bytes]]:
@@ -93,7 +97,7 @@ class Pipeline:
             TopicPartition(CALLS_TOPIC, p) for p in self._stage2.partitions_for_topic(CALLS_TOPIC)
         ]
         self._stage2.assign(parts)
-        await self._stage2.seek_to_end(*parts)
+        await seek_to_end(self._stage2, parts)
         await self.watcher.start()
         self._task = asyncio.create_task(self._notes_stage())
 
@@ -144,7 +148,10 @@ class Pipeline:
                     value = json.dumps(note).encode()
                     started = datetime.fromisoformat(data["started_at"])
                     doc = {**note, "_id": note_id, "started_at": started, "event": Binary(value)}
-                    await self._notes.insert_one(doc)
+                    try:
+                        await self._notes.insert_one(doc)
+                    except DuplicateKeyError:  # re-read: the embedded broker's end offset lags
+                        continue
                     pending.append(
                         await self._producer.send(
                             NOTES_TOPIC,
@@ -196,20 +203,27 @@ async def run_baseline(spec: BaselineSpec) -> dict[str, Any]:
     await pipeline.start()
     try:
         await _open_loop(pipeline, 20, 1.0)  # warm-up, not reported
+        meter = CpuMeter({**spec.server_pids, "baseline": os.getpid()})
         result: dict[str, Any] = {}
         started = time.monotonic()
+        meter.start(started)
         calls = await _open_loop(pipeline, spec.rate_per_s, spec.rate_duration_s)
         window_end = started + spec.rate_duration_s
         await pipeline.drain(calls)
         result["rate"] = summarize_step(
             calls, started, window_end, pipeline.watcher.arrivals, spec.rate_per_s
         )
+        result["rate"]["cpu_cores"] = meter.shares(time.monotonic())
         started = time.monotonic()
+        meter.start(started)
         window_end = started + spec.max_duration_s
         calls = await _closed_loop(pipeline, spec.concurrency, window_end)
-        await pipeline.drain(calls)
         result["max"] = summarize_step(calls, started, window_end, pipeline.watcher.arrivals, None)
+        result["max"]["cpu_cores"] = meter.shares(time.monotonic())
+        await pipeline.drain(calls)
         result["max"]["concurrency"] = spec.concurrency
+        for step in result.values():
+            step["cpu_ms_per_call"] = cpu_ms_per_call(step["cpu_cores"], step["notes_per_s"])
         return result
     finally:
         await pipeline.stop()

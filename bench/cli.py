@@ -14,12 +14,15 @@ from .harness import Plan, run_baseline, run_suite
 from .procs import machine
 from .report import markdown, verdict
 from .suite import REPO_ROOT, running_servers
+from .variants import PATCHES
 
 DEFAULT_FETCH_MAX_WAIT_MS = 20  # what ServiceProcess gives the services
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="bench", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="bench", description="Benchmark the Switchboard suite (see bench/README.md)."
+    )
     parser.add_argument("--rates", default="50,100,200,400", help="steady rates, calls/s")
     parser.add_argument("--step-s", type=float, default=10.0, help="seconds per steady step")
     parser.add_argument(
@@ -28,16 +31,27 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-s", type=float, default=10.0, help="seconds of the max step")
     parser.add_argument("--tenants", type=int, default=8)
     parser.add_argument("--api-samples-per-s", type=float, default=10.0)
-    parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--no-baseline", action="store_true", help="suite only")
+    parser.add_argument("--baseline-only", action="store_true", help="baseline only")
     parser.add_argument("--profile", action="store_true", help="repeat max step under py-spy")
     parser.add_argument(
         "--http-max", action="store_true", help="also a closed loop on intake alone (backlog!)"
+    )
+    parser.add_argument(
+        "--client", choices=("raw", "httpx"), default="raw", help="load generator's HTTP client"
+    )
+    parser.add_argument(
+        "--retries", type=int, default=1, help="reruns of a step while others use the CPU"
     )
     parser.add_argument("--quick", action="store_true", help="short steps: a smoke test")
     parser.add_argument(
         "--env", action="append", default=[], metavar="NAME=VALUE", help="service environment"
     )
-    parser.add_argument("--patches", default="", help="experiment patches, see bench.variants")
+    parser.add_argument(
+        "--patches",
+        default="",
+        help=f"experiment patches (bench/variants.py): {', '.join(PATCHES)}",
+    )
     parser.add_argument("--name", default="", help="label of this run in the results file name")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results")
     return parser.parse_args(argv)
@@ -56,6 +70,8 @@ def _plan(args: argparse.Namespace) -> Plan:
         baseline=not args.no_baseline,
         profile=args.profile,
         http_max=args.http_max,
+        client=args.client,
+        retries=args.retries,
         env=env,
         patches=args.patches,
     )
@@ -83,7 +99,8 @@ def main(argv: list[str] | None = None) -> None:
             fetch_wait = int(plan.env.get("KAFKA_FETCH_MAX_WAIT_MS", DEFAULT_FETCH_MAX_WAIT_MS))
             result["baseline"] = run_baseline(plan, servers, fetch_wait)
             print(f"baseline: {json.dumps(result['baseline']['max'])}", flush=True)
-        result["suite"] = run_suite(plan, servers, out_dir)
+        if not args.baseline_only:
+            result["suite"] = run_suite(plan, servers, out_dir)
     result["verdict"] = verdict(result)
     result["run"]["wall_s"] = round(time.monotonic() - began, 1)
     (args.out / f"{run_name}.json").write_text(json.dumps(result, indent=2))

@@ -20,15 +20,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 
-import httpx
 import uvloop
 
 from switchboard_platform.testing.tokens import auth_header
 
+from .http_client import HttpxPoster, JsonPoster, RawPoster
 from .observer import TopicWatcher
+from .stats import CallRecord
 
-# (call id or "", tenant id or "", scheduled/sent at, answered at, HTTP status or 0)
-CallRecord = tuple[str, str, float, float, int]
 NOTE_WAIT_S = 30.0
 
 
@@ -45,6 +44,7 @@ class LoadSpec:
     bootstrap_servers: str = ""
     sample_every: int = 0
     observer_port: int = 0
+    client: str = "raw"
 
 
 @dataclass
@@ -59,10 +59,9 @@ class LoadResult:
 class _Poster:
     """Posts calls and hands sampled 201s to the observer over UDP."""
 
-    def __init__(self, spec: LoadSpec, client: httpx.AsyncClient) -> None:
+    def __init__(self, spec: LoadSpec, client: JsonPoster) -> None:
         self._spec = spec
         self._client = client
-        self._headers = auth_header("agent", sub="bench-agent")
         self._udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self._accepted = 0
         self.calls: list[CallRecord] = []
@@ -76,15 +75,14 @@ class _Poster:
             "started_at": datetime.now(UTC).isoformat(),
         }
         try:
-            response = await self._client.post("/v1/calls", json=body, headers=self._headers)
-        except httpx.HTTPError:
+            status, data = await self._client.post_json("/v1/calls", body)
+        except ConnectionError:
             self.calls.append(("", "", sent, time.monotonic(), 0))
             return None
         done = time.monotonic()
-        if response.status_code != 201:
-            self.calls.append(("", "", sent, done, response.status_code))
+        if status != 201:
+            self.calls.append(("", "", sent, done, status))
             return None
-        data = response.json()
         call_id: str = data["id"]
         self.calls.append((call_id, data["tenant_id"], sent, done, 201))
         self._accepted += 1
@@ -125,22 +123,22 @@ async def run_step(spec: LoadSpec, ready: Callable[[], None] = lambda: None) -> 
     watcher = TopicWatcher(spec.bootstrap_servers) if spec.end_to_end else None
     if watcher is not None:
         await watcher.start()
-    limits = httpx.Limits(max_connections=256, max_keepalive_connections=256)
-    timeout = httpx.Timeout(30.0)
+    kind = RawPoster if spec.client == "raw" else HttpxPoster
+    client = kind(spec.intake_url, auth_header("agent", sub="bench-agent"))
     try:
-        async with httpx.AsyncClient(base_url=spec.intake_url, limits=limits, timeout=timeout) as c:
-            poster = _Poster(spec, c)
-            await poster.post(-1, time.monotonic())  # opens a connection; not counted
-            poster.calls.clear()
-            ready()
-            started = time.monotonic()
-            until = started + spec.duration_s
-            if spec.rate_per_s is not None:
-                await _open_loop(poster, spec.rate_per_s, started, until)
-            else:
-                await _closed_loop(poster, spec.concurrency or 16, until, watcher)
-            return LoadResult(started=started, ended=time.monotonic(), calls=poster.calls)
+        poster = _Poster(spec, client)
+        await poster.post(-1, time.monotonic())  # opens a connection; not counted
+        poster.calls.clear()
+        ready()
+        started = time.monotonic()
+        until = started + spec.duration_s
+        if spec.rate_per_s is not None:
+            await _open_loop(poster, spec.rate_per_s, started, until)
+        else:
+            await _closed_loop(poster, spec.concurrency or 16, until, watcher)
+        return LoadResult(started=started, ended=time.monotonic(), calls=poster.calls)
     finally:
+        await client.aclose()
         if watcher is not None:
             await watcher.stop()
 

@@ -21,8 +21,18 @@ from switchboard_contracts.topics import NOTE_CREATED
 from switchboard_notes.domain import note_id_for
 from switchboard_platform.testing.tokens import auth_header
 
+from .stats import percentiles_ms
+
 POLL_INTERVAL_S = 0.005
+POLL_RESOLUTION = 0.05  # later polls wait 5% of the time waited so far: bounded poll load
+MAX_OUTSTANDING = 8  # sampled calls polled at once; more are skipped, never queued
 POLL_GIVE_UP_S = 30.0
+
+
+async def seek_to_end(consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> None:
+    """Position an assigned consumer at the current end of each partition, explicitly."""
+    for partition, offset in (await consumer.end_offsets(partitions)).items():
+        consumer.seek(partition, offset)
 
 
 class TopicWatcher:
@@ -47,7 +57,7 @@ class TopicWatcher:
         partitions = self._consumer.partitions_for_topic(self._topic) or set()
         assigned = [TopicPartition(self._topic, p) for p in sorted(partitions)]
         self._consumer.assign(assigned)
-        await self._consumer.seek_to_end(*assigned)
+        await seek_to_end(self._consumer, assigned)
         self._task = asyncio.create_task(self._read(), name="topic-watcher")
 
     async def _read(self) -> None:
@@ -97,7 +107,11 @@ class ApiSample:
 
 @dataclass
 class ApiSampler:
-    """Polls `GET /v1/notes/{id}` as the tenant's client for calls the load process samples."""
+    """Polls `GET /v1/notes/{id}` as the tenant's client for calls the load process samples.
+
+    Every 5 ms at first, then at 5% of the time waited so far, and for at most a few calls
+    at once: when notes lags, the polls must not become the load that makes it lag.
+    """
 
     notes_url: str
     samples: list[ApiSample] = field(default_factory=list)
@@ -105,6 +119,7 @@ class ApiSampler:
     _transport: asyncio.DatagramTransport | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _headers: dict[str, dict[str, str]] = field(default_factory=dict)
+    skipped: int = 0
 
     async def start(self) -> int:
         """Listen for sampled calls on a free UDP port; return the port."""
@@ -118,6 +133,9 @@ class ApiSampler:
         return port
 
     def _on_sample(self, data: bytes) -> None:
+        if len(self._tasks) >= MAX_OUTSTANDING:
+            self.skipped += 1
+            return
         call_id, tenant_id, accepted_at = data.decode().split()
         sample = ApiSample(call_id, float(accepted_at))
         self.samples.append(sample)
@@ -138,10 +156,33 @@ class ApiSampler:
                 response = await self._client.get(path, headers=headers)
             except httpx.HTTPError:
                 response = None
+            now = time.monotonic()
             if response is not None and response.status_code == 200:
-                sample.readable_at = time.monotonic()
+                sample.readable_at = now
                 return
-            await asyncio.sleep(POLL_INTERVAL_S)
+            await asyncio.sleep(max(POLL_INTERVAL_S, (now - sample.accepted_at) * POLL_RESOLUTION))
+
+    def report(self, since: float, arrivals: dict[str, float]) -> dict[str, Any]:
+        """Latency figures of the samples taken since `since` (which are then forgotten)."""
+        samples = [s for s in self.samples if s.accepted_at >= since]
+        self.samples = [s for s in self.samples if s.accepted_at < since]
+        done = [s for s in samples if s.readable_at is not None]
+        done.sort(key=lambda s: (s.readable_at or 0.0) - s.accepted_at, reverse=True)
+        return {
+            "api_ms": percentiles_ms((s.readable_at or 0.0) - s.accepted_at for s in done),
+            "api_polls_per_sample": round(sum(s.polls for s in samples) / max(len(samples), 1), 1),
+            # the slowest beside the same calls' topic latency: slow note, or slow read?
+            "api_slowest": [
+                {
+                    "api_ms": _ms((s.readable_at or 0.0) - s.accepted_at),
+                    "topic_ms": _ms(arrivals[s.call_id] - s.accepted_at)
+                    if s.call_id in arrivals
+                    else None,
+                    "polls": s.polls,
+                }
+                for s in done[:5]
+            ],
+        }
 
     async def drain(self, timeout_s: float = 30.0) -> None:
         """Wait until every sampled call has been read back or given up on."""
@@ -156,6 +197,10 @@ class ApiSampler:
             task.cancel()
         if self._client is not None:
             await self._client.aclose()
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000, 1)
 
 
 class _Datagrams(asyncio.DatagramProtocol):

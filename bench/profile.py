@@ -12,10 +12,37 @@ import shutil
 import subprocess
 import sys
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 RATE_HZ = 200
+# Where CPU goes, by concern: a sample counts for a concern when any frame of its stack
+# matches (so concerns overlap: a MongoDB call inside the outbox relay counts for both).
+CONCERNS: dict[str, re.Pattern[str]] = {
+    name: re.compile(pattern)
+    for name, pattern in {
+        "http: BaseHTTPMiddleware (RequestLimits, RequestMetrics)": r"BaseHTTPMiddleware",
+        "http: FastAPI routing, validation, dependencies": r"\(fastapi/",
+        "http: uvicorn protocol": r"\(uvicorn/protocols",
+        "auth: token verification": r"switchboard_platform/auth\.py|\(jwt/",
+        "sync dependencies in worker threads (anyio)": r"run_sync_in_worker_thread|WorkerThread",
+        "telemetry: OpenTelemetry spans and propagation": (
+            r"\(opentelemetry/|\(trace/|asgi/__init__|faststream/opentelemetry|instrumentation"
+        ),
+        "mongo: motor thread hand-off and pymongo": r"\(motor/|\(pymongo/|concurrent/futures",
+        "kafka: aiokafka client": r"\(aiokafka/",
+        "faststream: subscriber and middlewares": r"\(faststream/|\(fast_depends/",
+        "outbox relay (switchboard_platform/outbox.py)": r"OutboxRelay",
+        "consumer pipeline (switchboard_platform/consumer.py)": r"EventPipeline|consumer\.py",
+        "event encode/decode (switchboard_contracts)": r"switchboard_contracts/",
+        "pydantic models": r"\(pydantic/",
+        "logging (JSON lines, access log)": (
+            r"\(logging/|pythonjsonlogger|switchboard_platform/logs"
+        ),
+        "prometheus metrics": r"prometheus_client",
+    }.items()
+}
 _FRAME = re.compile(r"^(?P<func>.+?) \((?P<file>[^()]*?)(?::\d+)?\)$")
 
 
@@ -65,6 +92,7 @@ def summarize(collapsed: Path, duration_s: float, top: int = 25) -> dict[str, An
     inclusive: Counter[str] = Counter()
     own: Counter[str] = Counter()
     packages: Counter[str] = Counter()
+    concerns: Counter[str] = Counter()
     total = 0
     for line in collapsed.read_text().splitlines():
         stack, _, count_text = line.rpartition(" ")
@@ -75,6 +103,9 @@ def summarize(collapsed: Path, duration_s: float, top: int = 25) -> dict[str, An
         total += count
         for frame in set(frames):
             inclusive[frame] += count
+        for concern, pattern in CONCERNS.items():
+            if any(pattern.search(f) for f in frames):
+                concerns[concern] += count
         if frames:
             own[frames[-1]] += count
             packages[_package(frames[-1])] += count
@@ -87,6 +118,7 @@ def summarize(collapsed: Path, duration_s: float, top: int = 25) -> dict[str, An
     return {
         "samples": total,
         "gil_held_share": round(total / (RATE_HZ * duration_s), 2),
+        "by_concern_pct": share(concerns),
         "inclusive_pct": share(inclusive),
         "self_pct": share(own),
         "self_pct_by_package": share(packages),
@@ -97,3 +129,38 @@ def _package(frame: str) -> str:
     match = _FRAME.match(frame)
     path = match["file"] if match else frame
     return path.split("/", 1)[0] if "/" in path else path
+
+
+@dataclass
+class Recording:
+    """py-spy recording intake and notes during one step."""
+
+    recorders: dict[str, tuple[subprocess.Popen[bytes], Path]]
+    duration_s: float
+
+    @classmethod
+    def start(
+        cls, pids: dict[str, int], out_dir: Path | None, duration_s: float
+    ) -> Recording | None:
+        """Start recording into `out_dir`; None when not asked to, or without py-spy."""
+        if out_dir is None:
+            return None
+        binary = py_spy()
+        if binary is None:
+            print("py-spy not found: install it or set PY_SPY; no profile taken", flush=True)
+            return None
+        out_dir.mkdir(parents=True, exist_ok=True)
+        recorders = {}
+        for name in ("intake", "notes"):
+            out = out_dir / f"{name}.collapsed.txt"
+            recorders[name] = (start_recording(binary, pids[name], duration_s, out), out)
+        return cls(recorders, duration_s)
+
+    def finish(self) -> dict[str, Any]:
+        """Wait for py-spy and summarise each profile."""
+        summaries = {}
+        for name, (process, out) in self.recorders.items():
+            process.wait(30)
+            if out.exists():
+                summaries[name] = summarize(out, self.duration_s)
+        return summaries

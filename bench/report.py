@@ -46,28 +46,29 @@ def _ms(figures: dict[str, Any]) -> str:
     )
 
 
+_PROCESSES = ("intake", "notes", "nx-27017", "tansu", "bench-load", "baseline")
+
+
 def _row(name: str, step: dict[str, Any]) -> str:
-    cpu = step.get("cpu_cores", {})
-    cores = ", ".join(
-        f"{k} {cpu[k]:.2f}"
-        for k in ("intake", "notes", "tansu", "nx-27017", "bench-load")
-        if k in cpu
-    )
-    rss = step.get("rss_mib", {})
-    mem = ", ".join(f"{k} {rss[k]:g}" for k in ("intake", "notes") if rss.get(k) is not None)
+    per_call = step.get("cpu_ms_per_call", {})
+    cpu = ", ".join(f"{k} {per_call[k]:.1f}" for k in _PROCESSES if k in per_call)
+    cores = step.get("cpu_cores", {})
+    machine = f"{cores.get('machine', 0):.2f} ({cores.get('others', 0):.2f})"
+    api = step.get("api_ms")
+    api_text = f"{_ms(api)} (n={api['n']})" if api and api["n"] else "-"
     return (
         f"| {name} | {step['accepted_per_s']:g} | {step['notes_per_s']:g} | "
         f"{step['backlog_growth_per_s']:+g} | {'yes' if step['sustained'] else 'no'} | "
-        f"{_ms(step['topic_ms'])} | {_ms(step['api_ms'])} (n={step['api_ms']['n']}) | "
-        f"{cores} | {mem} |"
+        f"{_ms(step['topic_ms'])} | {api_text} | {cpu} | {machine} |"
     )
 
 
 def markdown(result: dict[str, Any]) -> str:
-    """The figures table (suite steps, then the baseline) and the verdict."""
+    """The figures table (suite steps, then the baseline), peak memory and the verdict."""
     lines = [
-        "| step | accepted/s | notes/s | backlog Δ/s | sustained | 201→topic ms p50/p95/p99 "
-        "| 201→API ms p50/p95/p99 | CPU cores | RSS MiB |",
+        "| step | accepted/s | notes/s | backlog Δ/s | sustained "
+        "| 201→note.created ms p50/p95/p99 | 201→API ms p50/p95/p99 "
+        "| CPU ms per call | machine cores (others) |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     suite = result.get("suite", {})
@@ -79,9 +80,26 @@ def markdown(result: dict[str, Any]) -> str:
     baseline = result.get("baseline") or {}
     for key, name in (("rate", "baseline 100/s"), ("max", "baseline max")):
         if key in baseline:
-            step = {**baseline[key], "api_ms": {"p50": None, "p95": None, "p99": None, "n": 0}}
-            lines.append(_row(name, step))
+            label = f"{name} c={baseline[key]['concurrency']}" if key == "max" else name
+            lines.append(_row(label, baseline[key]))
+    if "peak_rss_mib" in suite:
+        peaks = ", ".join(f"{k} {v:g}" for k, v in suite["peak_rss_mib"].items() if v)
+        lines += ["", f"Peak RSS (VmHWM), MiB: {peaks}"]
     lines.append("")
     for key, value in verdict(result).items():
         lines.append(f"- {key}: {value}")
     return "\n".join(lines)
+
+
+def main() -> None:
+    """Print the table of a stored run: `python -m bench.report bench/results/<run>.json`."""
+    import json
+    import sys
+    from pathlib import Path
+
+    for name in sys.argv[1:]:
+        print(markdown(json.loads(Path(name).read_text())))
+
+
+if __name__ == "__main__":
+    main()

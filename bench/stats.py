@@ -6,7 +6,8 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from .load import CallRecord
+# One call attempt: (call id or "", tenant id or "", due/sent at, answered at, HTTP status or 0)
+CallRecord = tuple[str, str, float, float, int]
 
 
 def percentiles_ms(seconds: Iterable[float]) -> dict[str, float | int | None]:
@@ -87,4 +88,16 @@ def summarize_step(
         "drain_after_last_accept_ms": round((max(noted, default=last_accept) - last_accept) * 1000),
         "http_ms": percentiles_ms(c[3] - c[2] for c in ok),
         "topic_ms": percentiles_ms(arrivals[c[0]] - c[3] for c in ok if c[0] in arrivals),
+    }
+
+
+def cpu_ms_per_call(cores: Mapping[str, float], calls_per_s: float) -> dict[str, float]:
+    """CPU milliseconds each process spent per call carried end to end."""
+    if calls_per_s <= 0:
+        return {}
+    rate = calls_per_s
+    return {
+        name: round(share / rate * 1000, 2)
+        for name, share in cores.items()
+        if name not in ("machine", "others")
     }

@@ -9,6 +9,7 @@ measure its effect before anyone changes the platform itself.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -219,7 +220,181 @@ def relay_single_clear() -> None:
     _replace(outbox.OutboxRelay, "_clear", clear)
 
 
+def sampler_off() -> None:
+    """Keep the instrumentation but record no spans (ids still propagate, logs keep them)."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+    from switchboard_platform import telemetry
+
+    def provider(**kwargs: Any) -> TracerProvider:
+        return TracerProvider(sampler=ALWAYS_OFF, **kwargs)
+
+    _replace(telemetry, "TracerProvider", provider)
+
+
+def pymongo_async() -> None:
+    """PyMongo's native asyncio client instead of motor (no thread-pool hop per operation)."""
+    from pymongo import AsyncMongoClient
+
+    from switchboard_platform import mongo, runtime
+
+    def create(url: str, *, app_name: str) -> Any:
+        return AsyncMongoClient(
+            url,
+            tz_aware=True,
+            appname=app_name,
+            serverSelectionTimeoutMS=3000,
+            connectTimeoutMS=3000,
+            retryWrites=True,
+        )
+
+    _replace(mongo, "create_mongo_client", create)
+    _replace(runtime, "create_mongo_client", create)
+
+
+def tenant_cache() -> None:
+    """Intake remembers which tenant owns a number for 5 s instead of asking per call."""
+    from switchboard_intake.repository import IntakeRepository
+
+    original = IntakeRepository.tenant_owning
+    cache: dict[str, tuple[float, Any]] = {}
+
+    async def tenant_owning(self: IntakeRepository, number: str) -> Any:
+        hit = cache.get(number)
+        if hit is not None and hit[0] > time.monotonic():
+            return hit[1]
+        tenant = await original(self, number)
+        cache[number] = (time.monotonic() + 5.0, tenant)
+        return tenant
+
+    _replace(IntakeRepository, "tenant_owning", tenant_owning)
+
+
+def relay_wake_fix() -> None:
+    """The relay clears its wake-up flag before it reads, not after it published.
+
+    Today `_run` clears the flag after `drain_once`: a use case that writes (and notifies)
+    while a drain is under way, after its read, loses its wake-up, and its event waits for
+    the next write or the poll interval (OUTBOX_POLL_INTERVAL_S: 0.2 s in tests, 1 s default).
+    """
+    from switchboard_platform import outbox
+
+    async def run(self: outbox.OutboxRelay) -> None:
+        backoff = 0.1
+        while True:
+            self._wake.clear()  # from here on, a notify() wakes the next round
+            try:
+                published = await self.drain_once()
+                self.healthy = True
+                backoff = 0.1
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.healthy = False
+                log.warning("outbox relay failed; retrying in %.1fs", backoff, exc_info=True)
+                if self._stopping:
+                    return
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            if self._stopping and published == 0:
+                return
+            if published >= self._batch_size:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._poll_interval_s)
+
+    _replace(outbox.OutboxRelay, "_run", run)
+
+
+def relay_linger() -> None:
+    """The relay waits 5 ms after a wake-up, so one round trip carries more events."""
+    from switchboard_platform import outbox
+
+    original = outbox.OutboxRelay.drain_once
+
+    async def drain_once(self: outbox.OutboxRelay) -> int:
+        await asyncio.sleep(0.005)
+        return await original(self)
+
+    _replace(outbox.OutboxRelay, "drain_once", drain_once)
+
+
+def pure_asgi_http() -> None:
+    """The request-size limit and request metrics as plain ASGI, not BaseHTTPMiddleware.
+
+    BaseHTTPMiddleware runs the rest of the app in a new task behind memory streams, per
+    layer and request. (Scratch version: a body without Content-Length is counted while it
+    is read and refused by an exception, not a 413.)
+    """
+    from starlette.responses import JSONResponse
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+    from switchboard_platform import http
+    from switchboard_platform.metrics import HTTP_DURATION, HTTP_REQUESTS
+
+    class RequestLimits:
+        def __init__(self, app: ASGIApp, *, max_bytes: int) -> None:
+            self.app, self.max_bytes = app, max_bytes
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != "http":
+                await self.app(scope, receive, send)
+                return
+            declared = dict(scope["headers"]).get(b"content-length")
+            if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
+                response = JSONResponse({"detail": "request body too large"}, status_code=413)
+                await response(scope, receive, send)
+                return
+            seen = 0
+
+            async def counted() -> Message:
+                nonlocal seen
+                message = await receive()
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise ValueError("request body too large")
+                return message
+
+            await self.app(scope, counted, send)
+
+    class RequestMetrics:
+        def __init__(self, app: ASGIApp, *, service: str) -> None:
+            self.app, self.service = app, service
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] != "http":
+                await self.app(scope, receive, send)
+                return
+            started = time.perf_counter()
+            status = "500"
+
+            async def send_status(message: Message) -> None:
+                nonlocal status
+                if message["type"] == "http.response.start":
+                    status = str(message["status"])
+                await send(message)
+
+            try:
+                await self.app(scope, receive, send_status)
+            finally:
+                template = getattr(scope.get("route"), "path", "unmatched")
+                labels = {"service": self.service, "method": scope["method"], "route": template}
+                HTTP_DURATION.labels(**labels).observe(time.perf_counter() - started)
+                HTTP_REQUESTS.labels(**labels, status=status).inc()
+
+    _replace(http, "RequestLimits", RequestLimits)
+    _replace(http, "RequestMetrics", RequestMetrics)
+
+
 PATCHES: dict[str, Callable[[], None]] = {
+    "pure_asgi_http": pure_asgi_http,
+    "sampler_off": sampler_off,
+    "pymongo_async": pymongo_async,
+    "tenant_cache": tenant_cache,
+    "relay_linger": relay_linger,
+    "relay_wake_fix": relay_wake_fix,
     "timing": timing,
     "inline_sync_deps": inline_sync_deps,
     "no_access_log": no_access_log,

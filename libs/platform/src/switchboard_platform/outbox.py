@@ -131,6 +131,8 @@ class OutboxRelay:
         backoff = 0.1
         while True:
             try:
+                # clear before draining: a write notified during the drain wakes the next pass
+                self._wake.clear()
                 published = await self.drain_once()
                 self.healthy = True
                 backoff = 0.1
@@ -148,7 +150,6 @@ class OutboxRelay:
                 return
             if published >= self._batch_size:
                 continue
-            self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._poll_interval_s)
 
