@@ -22,8 +22,7 @@ from typing import Any
 import uvloop
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from bson import Binary
-from motor.motor_asyncio import AsyncIOMotorClient
-from pymongo import ASCENDING, DESCENDING, IndexModel
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel
 from pymongo.errors import DuplicateKeyError
 
 from switchboard_platform.kafka_admin import ensure_topics
@@ -69,7 +68,7 @@ class Pipeline:
 
     def __init__(self, spec: BaselineSpec) -> None:
         self._spec = spec
-        self._mongo: AsyncIOMotorClient[dict[str, Any]] = AsyncIOMotorClient(
+        self._mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
             spec.mongodb_url, tz_aware=True
         )
         db = self._mongo[DATABASE]
@@ -109,7 +108,7 @@ class Pipeline:
         await self._stage2.stop()
         await self.watcher.stop()
         await self._producer.stop()
-        self._mongo.close()
+        await self._mongo.close()
 
     async def accept(self, sent: float) -> CallRecord:
         """Stage "intake": insert the call, then produce it; accepted when the insert returns."""

@@ -14,7 +14,6 @@ from .harness import Plan, run_baseline, run_suite
 from .procs import machine
 from .report import markdown, verdict
 from .suite import REPO_ROOT, running_servers
-from .variants import PATCHES
 
 DEFAULT_FETCH_MAX_WAIT_MS = 20  # what ServiceProcess gives the services
 
@@ -47,11 +46,6 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--env", action="append", default=[], metavar="NAME=VALUE", help="service environment"
     )
-    parser.add_argument(
-        "--patches",
-        default="",
-        help=f"experiment patches (bench/variants.py): {', '.join(PATCHES)}",
-    )
     parser.add_argument("--name", default="", help="label of this run in the results file name")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results")
     return parser.parse_args(argv)
@@ -73,7 +67,6 @@ def _plan(args: argparse.Namespace) -> Plan:
         client=args.client,
         retries=args.retries,
         env=env,
-        patches=args.patches,
     )
 
 

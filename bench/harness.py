@@ -42,7 +42,6 @@ class Plan:
     retries: int = 1
     max_foreign_cores: float = 0.3
     env: dict[str, str] = field(default_factory=dict)
-    patches: str = ""
 
 
 def _in_process(target: Any, spec: Any) -> tuple[multiprocessing.process.BaseProcess, Connection]:
@@ -242,7 +241,7 @@ def run_suite(plan: Plan, servers: Servers, out_dir: Path) -> dict[str, Any]:
     log_dir = out_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     env = {**plan.env, "BENCH_TIMINGS_DIR": str(out_dir)}
-    with running_services(servers, log_dir, env, plan.patches) as services:
+    with running_services(servers, log_dir, env) as services:
         result = asyncio.run(drive_suite(plan, servers, services, out_dir))
     timings = {
         p.name.split(".")[0]: json.loads(p.read_text()) for p in out_dir.glob("*.timings.json")

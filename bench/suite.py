@@ -40,27 +40,21 @@ def running_servers() -> Iterator[Servers]:
 
 @contextmanager
 def running_services(
-    servers: Servers, log_dir: Path, env: dict[str, str] | None = None, patches: str = ""
+    servers: Servers, log_dir: Path, env: dict[str, str] | None = None
 ) -> Iterator[dict[str, ServiceProcess]]:
-    """Start intake and notes (ready), yield them by name, SIGTERM them afterwards.
-
-    `patches` names experiment patches (see `bench.variants`): the services then start
-    through that launcher, which applies them before running the service's own main.
-    """
+    """Start intake and notes (ready), yield them by name, SIGTERM them afterwards."""
     extra = dict(env or {})
-    if patches:
-        extra |= {"BENCH_PATCHES": patches, "PYTHONPATH": str(REPO_ROOT)}
     with ExitStack() as stack:
         services = {}
         for name, module in SERVICES:
             process = ServiceProcess(
                 name,
-                "bench.variants" if patches else module,
+                module,
                 kafka_bootstrap_servers=servers.kafka.bootstrap_servers,
                 mongodb_url=servers.mongo.url,
                 log_dir=log_dir,
                 database=name,
-                extra_env=extra | {"BENCH_SERVICE_MODULE": module},
+                extra_env=extra,
             )
             services[name] = stack.enter_context(process)
         yield services

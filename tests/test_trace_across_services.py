@@ -181,7 +181,7 @@ def test_one_trace_runs_from_the_intake_request_through_notes_to_note_created(fl
     assert create_call.parent.is_remote
     assert consume.parent is not None
     assert consume.parent.is_remote
-    assert (consume.attributes or {})["messaging.kafka.message.key"] == flow.tenant.encode()
+    assert (consume.attributes or {})["messaging.kafka.message.key"] == flow.tenant
     writes = [s for s in trace if s.name.endswith(".insert") and s.kind is SpanKind.CLIENT]
     assert {s.parent.span_id for s in writes if s.parent} == {
         request.context.span_id,

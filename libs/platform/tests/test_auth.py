@@ -13,9 +13,23 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
-from switchboard_platform.auth import Principal, Role, TokenVerifier
-from switchboard_platform.settings import ServiceSettings
+from switchboard_platform.auth import Principal, Role, TokenVerifier, tenant_of
+from switchboard_platform.errors import NotFound, Unprocessable
+from switchboard_platform.settings import DEV_JWT_SECRET, ServiceSettings
 from switchboard_platform.testing.tokens import make_token
+
+STRONG = "s" * 40
+
+
+def _production(**values: object) -> ServiceSettings:
+    return ServiceSettings(environment="production", cursor_secret=STRONG, **values)  # type: ignore[arg-type]
+
+
+def _hs256(**claims: object) -> str:
+    now = int(time.time())
+    payload = {"sub": "u-1", "aud": "switchboard", "iat": now, "exp": now + 60, **claims}
+    return jwt.encode(payload, DEV_JWT_SECRET, algorithm="HS256")
+
 
 PRIVATE_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 OTHER_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -51,13 +65,13 @@ def _rs256(key: rsa.RSAPrivateKey, **claims: object) -> str:
 
 
 def test_production_tokens_are_verified_against_the_jwks_endpoint(jwks_url: str) -> None:
-    verifier = TokenVerifier(ServiceSettings(jwks_url=jwks_url, environment="production"))
+    verifier = TokenVerifier(_production(jwks_url=jwks_url))
     principal = verifier.verify(_rs256(PRIVATE_KEY, roles=["client"], tenant="t-1"))
     assert principal == Principal(sub="op-1", roles=frozenset({Role.CLIENT}), tenant="t-1")
 
 
 def test_a_token_signed_with_another_key_or_hs256_is_refused_in_production(jwks_url: str) -> None:
-    verifier = TokenVerifier(ServiceSettings(jwks_url=jwks_url, environment="production"))
+    verifier = TokenVerifier(_production(jwks_url=jwks_url))
     with pytest.raises(jwt.InvalidTokenError):
         verifier.verify(_rs256(OTHER_KEY))
     with pytest.raises(jwt.InvalidTokenError):
@@ -65,9 +79,9 @@ def test_a_token_signed_with_another_key_or_hs256_is_refused_in_production(jwks_
 
 
 def test_expired_wrong_audience_and_tenantless_client_tokens_are_refused() -> None:
-    verifier = TokenVerifier(ServiceSettings())
+    verifier = TokenVerifier(ServiceSettings(environment="test"))
     with pytest.raises(jwt.ExpiredSignatureError):
-        verifier.verify(make_token("operator", ttl_s=-10))
+        verifier.verify(make_token("operator", ttl_s=-60))  # past the 30 s leeway
     with pytest.raises(jwt.InvalidAudienceError):
         verifier.verify(make_token("operator", audience="someone-else"))
     with pytest.raises(jwt.InvalidTokenError, match="tenant"):
@@ -77,6 +91,96 @@ def test_expired_wrong_audience_and_tenantless_client_tokens_are_refused() -> No
 
 def test_production_refuses_the_dev_secret() -> None:
     with pytest.raises(ValueError, match="production needs"):
-        ServiceSettings(environment="production")
-    strong = "x" * 40
-    assert ServiceSettings(environment="production", jwt_secret=strong).environment == "production"
+        ServiceSettings(environment="production", cursor_secret=STRONG)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="CURSOR_SECRET"):
+        ServiceSettings(environment="production", jwt_secret=STRONG)  # type: ignore[arg-type]
+    assert _production(jwt_secret=STRONG).environment == "production"
+
+
+def test_an_unconfigured_service_runs_as_production_and_refuses_the_dev_secret(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Fail closed: an image started without SWITCHBOARD_ENV accepts no dev-minted token."""
+    monkeypatch.delenv("SWITCHBOARD_ENV", raising=False)
+    monkeypatch.delenv("SWITCHBOARD_JWT_SECRET", raising=False)
+    with pytest.raises(ValueError, match="production needs"):
+        ServiceSettings()
+
+
+@pytest.mark.parametrize(
+    "roles",
+    [
+        {"operator": False},
+        {"operator": True},
+        None,
+        5,
+        "operator",
+        [["operator"]],
+        [],
+        ["admin"],
+        ["operator", 1],
+        [None],
+    ],
+)
+def test_r_sec_2_a_roles_claim_that_is_not_a_list_of_known_roles_is_refused(roles: object) -> None:
+    verifier = TokenVerifier(ServiceSettings(environment="test"))
+    with pytest.raises(jwt.InvalidTokenError):
+        verifier.verify(_hs256(roles=roles))
+
+
+@pytest.mark.parametrize("tenant", [5, "", ["t-1"], {"id": "t-1"}])
+def test_a_tenant_claim_that_is_not_a_string_is_refused(tenant: object) -> None:
+    verifier = TokenVerifier(ServiceSettings(environment="test"))
+    with pytest.raises(jwt.InvalidTokenError):
+        verifier.verify(_hs256(roles=["client"], tenant=tenant))
+
+
+def test_r_sec_2_only_an_operator_or_a_client_of_that_tenant_reads_its_data() -> None:
+    def who(*roles: Role, tenant: str | None = None) -> Principal:
+        return Principal(sub="u", roles=frozenset(roles), tenant=tenant)
+
+    assert who(Role.OPERATOR).can_access_tenant("a")
+    assert who(Role.CLIENT, tenant="a").can_access_tenant("a")
+    assert not who(Role.CLIENT, tenant="a").can_access_tenant("b")
+    assert not who(Role.CLIENT, Role.AGENT, tenant="a").can_access_tenant("b")
+    assert not who(Role.AGENT).can_access_tenant("a")
+    assert not who(Role.AGENT, tenant="a").can_access_tenant("a")
+
+
+def test_r_sec_2_the_tenant_a_request_acts_for_is_the_clients_own_or_an_operators_choice() -> None:
+    client = Principal(sub="c", roles=frozenset({Role.CLIENT}), tenant="a")
+    operator = Principal(sub="o", roles=frozenset({Role.OPERATOR}))
+    assert tenant_of(client, None) == "a"
+    assert tenant_of(client, "a") == "a"
+    with pytest.raises(NotFound):
+        tenant_of(client, "b")
+    assert tenant_of(operator, "b") == "b"
+    with pytest.raises(Unprocessable):
+        tenant_of(operator, None)
+    with pytest.raises(NotFound):
+        tenant_of(Principal(sub="x", roles=frozenset({Role.AGENT}), tenant="a"), None)
+
+
+def test_the_issuer_is_checked_when_configured() -> None:
+    verifier = TokenVerifier(ServiceSettings(environment="test", jwt_issuer="https://idp.example"))
+    with pytest.raises(jwt.InvalidTokenError):
+        verifier.verify(_hs256(roles=["operator"]))
+    with pytest.raises(jwt.InvalidIssuerError):
+        verifier.verify(_hs256(roles=["operator"], iss="https://evil.example"))
+    assert verifier.verify(_hs256(roles=["operator"], iss="https://idp.example")).is_operator
+
+
+def test_a_token_living_longer_than_allowed_is_refused() -> None:
+    verifier = TokenVerifier(ServiceSettings(environment="test", jwt_max_lifetime_s=3600))
+    now = int(time.time())
+    with pytest.raises(jwt.InvalidTokenError, match="lifetime"):
+        verifier.verify(_hs256(roles=["operator"], iat=now, exp=now + 30 * 24 * 3600))
+    with pytest.raises(jwt.InvalidTokenError, match="lifetime"):  # no iat: measured from now
+        verifier.verify(
+            jwt.encode(
+                {"sub": "u", "roles": ["operator"], "aud": "switchboard", "exp": now + 7200},
+                DEV_JWT_SECRET,
+                algorithm="HS256",
+            )
+        )
+    assert verifier.verify(_hs256(roles=["operator"], iat=now, exp=now + 1800)).is_operator

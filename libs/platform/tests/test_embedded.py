@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from motor.motor_asyncio import AsyncIOMotorClient
+from pymongo import AsyncMongoClient
 
 from switchboard_contracts.topics import ALL_TOPICS
 from switchboard_platform.embedded import EmbeddedKafka, EmbeddedMongo, EmbeddedServerError
@@ -109,18 +109,18 @@ async def test_ensure_topics_is_idempotent(servers: ServerEndpoints) -> None:
 
 
 async def test_mongo_insert_and_find(servers: ServerEndpoints, mongo_db_name: str) -> None:
-    client: AsyncIOMotorClient[dict[str, Any]] = AsyncIOMotorClient(servers.mongodb_url)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(servers.mongodb_url)
     try:
         notes = client[f"notes_{mongo_db_name}"]["notes"]
         await notes.insert_one({"_id": "n1", "tenant_id": "t1", "concern": "callback"})
         found = await notes.find_one({"tenant_id": "t1"})
     finally:
-        client.close()
+        await client.close()
     assert found == {"_id": "n1", "tenant_id": "t1", "concern": "callback"}
 
 
 async def test_mongo_databases_are_isolated(servers: ServerEndpoints, mongo_db_name: str) -> None:
-    client: AsyncIOMotorClient[dict[str, Any]] = AsyncIOMotorClient(servers.mongodb_url)
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(servers.mongodb_url)
     try:
         first, second = client[f"a_{mongo_db_name}"], client[f"b_{mongo_db_name}"]
         await first["things"].insert_one({"_id": 1})
@@ -129,7 +129,7 @@ async def test_mongo_databases_are_isolated(servers: ServerEndpoints, mongo_db_n
         assert await first["things"].count_documents({}) == 0
         assert await second["things"].find_one() == {"_id": 2}
     finally:
-        client.close()
+        await client.close()
 
 
 async def test_broker_restarts_on_the_same_port_with_its_topics_but_no_data() -> None:
@@ -166,15 +166,15 @@ async def test_restart_works_while_clients_keep_connecting() -> None:
 
 async def test_mongo_data_dir_survives_a_restart(tmp_path: Path) -> None:
     with EmbeddedMongo(data_dir=tmp_path / "mongo") as mongo:
-        client: AsyncIOMotorClient[dict[str, Any]] = AsyncIOMotorClient(mongo.url)
+        client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo.url)
         await client["notes"]["notes"].insert_one({"_id": "kept"})
-        client.close()
+        await client.close()
         mongo.restart()
-        client = AsyncIOMotorClient(mongo.url)
+        client = AsyncMongoClient(mongo.url)
         try:
             assert await client["notes"]["notes"].find_one() == {"_id": "kept"}
         finally:
-            client.close()
+            await client.close()
     assert (tmp_path / "mongo" / "notes.db").exists()
 
 

@@ -162,7 +162,7 @@ async def test_garbage_on_call_received_is_counted_as_dead_lettered(
 async def test_outbox_backlog_drains_to_zero_once_note_created_is_published(
     notes: httpx.AsyncClient,
 ) -> None:
-    backlog = ("switchboard_outbox_backlog", frozenset({("service", "notes")}))
+    backlog = ("switchboard_outbox_pending_events", frozenset({("service", "notes")}))
     after = await _until(notes, lambda s: s.get(backlog) == 0)
     published = "switchboard_outbox_published_total"
     assert value(after, published, service="notes", topic="note.created") >= 1

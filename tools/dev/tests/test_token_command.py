@@ -77,7 +77,7 @@ def test_platform_verifier_accepts_the_token(
 ) -> None:
     monkeypatch.setenv("SWITCHBOARD_JWT_SECRET", SECRET)
     assert main(["token", "--role", "client", "--tenant", "acme"]) == 0
-    verifier = TokenVerifier(ServiceSettings(jwt_secret=SecretStr(SECRET)))
+    verifier = TokenVerifier(ServiceSettings(environment="test", jwt_secret=SecretStr(SECRET)))
     principal = verifier.verify(capsys.readouterr().out.strip())
     assert principal.roles == frozenset({Role.CLIENT})
     assert principal.tenant == "acme"

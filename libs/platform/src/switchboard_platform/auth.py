@@ -1,24 +1,34 @@
-"""Bearer-JWT authentication and role checks (DESIGN.md, "Security").
+"""Bearer-JWT authentication, the claims we accept, and the one rule for tenant data.
 
 Dev and tests verify HS256 with `SWITCHBOARD_JWT_SECRET`; production verifies RS256 against
-`SWITCHBOARD_JWKS_URL`. A client's tenant always comes from the token, never the request.
+`SWITCHBOARD_JWKS_URL`. The `roles` claim must be a non-empty list of known role names and
+anything else is a 401; `aud` is checked always, `iss` when `SWITCHBOARD_JWT_ISSUER` is set,
+and a token may live at most `SWITCHBOARD_JWT_MAX_LIFETIME_S`.
+
+Tenant data is readable by an operator, or by a client of that tenant — by no other
+combination of roles (`can_access_tenant`, used by every route through `tenant_of`).
+A client's tenant always comes from its token, never from the request.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from enum import StrEnum
 from typing import Annotated, Any
 
+import anyio.to_thread
 import jwt
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from jwt.types import Options
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from .errors import NotFound
+from .errors import NotFound, Unprocessable
 from .logs import bind_tenant
 from .settings import ServiceSettings
+
+CLOCK_LEEWAY_S = 30
 
 
 class Role(StrEnum):
@@ -36,17 +46,48 @@ class Principal(BaseModel):
 
     sub: str = Field(min_length=1, max_length=200)
     roles: frozenset[Role]
-    tenant: str | None = Field(default=None, max_length=100)
+    tenant: str | None = Field(default=None, min_length=1, max_length=100)
 
     def has_any(self, roles: Sequence[Role]) -> bool:
         """True when the caller holds at least one of `roles`."""
         return bool(self.roles.intersection(roles))
 
+    @property
+    def is_operator(self) -> bool:
+        """Staff of the answering service: may act for any tenant."""
+        return Role.OPERATOR in self.roles
+
     def can_access_tenant(self, tenant_id: str) -> bool:
-        """Operators and agents act across tenants; a client only inside its own."""
-        if Role.OPERATOR in self.roles or Role.AGENT in self.roles:
+        """The one tenant rule: an operator, or a client of exactly that tenant.
+
+        Agents capture calls; they read no tenant data, whatever other roles they hold.
+        """
+        if self.is_operator:
             return True
-        return self.tenant == tenant_id
+        return Role.CLIENT in self.roles and self.tenant == tenant_id
+
+
+def _roles(claim: Any) -> frozenset[Role]:
+    """The `roles` claim as roles; InvalidTokenError unless a list of known role names."""
+    if not isinstance(claim, list) or not claim:
+        raise jwt.InvalidTokenError("roles must be a non-empty list")
+    known = {r.value for r in Role}
+    if not all(isinstance(r, str) and r in known for r in claim):
+        raise jwt.InvalidTokenError("roles holds an unknown role")
+    return frozenset(Role(r) for r in claim)
+
+
+def principal_from_claims(claims: dict[str, Any]) -> Principal:
+    """The caller a verified token's claims describe; InvalidTokenError for odd claims."""
+    sub, tenant = claims.get("sub"), claims.get("tenant")
+    if not isinstance(sub, str) or not 1 <= len(sub) <= 200:
+        raise jwt.InvalidTokenError("sub must be a string of 1-200 characters")
+    if tenant is not None and (not isinstance(tenant, str) or not 1 <= len(tenant) <= 100):
+        raise jwt.InvalidTokenError("tenant must be a string of 1-100 characters")
+    roles = _roles(claims.get("roles"))
+    if Role.CLIENT in roles and tenant is None:
+        raise jwt.InvalidTokenError("a client token needs a tenant claim")
+    return Principal(sub=sub, roles=roles, tenant=tenant)
 
 
 class TokenVerifier:
@@ -54,38 +95,52 @@ class TokenVerifier:
 
     def __init__(self, settings: ServiceSettings) -> None:
         self._audience = settings.jwt_audience
-        self._jwks = jwt.PyJWKClient(settings.jwks_url) if settings.jwks_url else None
+        self._issuer = settings.jwt_issuer
+        self._max_lifetime_s = settings.jwt_max_lifetime_s
+        self._jwks = (
+            jwt.PyJWKClient(settings.jwks_url, timeout=int(max(1, settings.jwks_timeout_s)))
+            if settings.jwks_url
+            else None
+        )
         self._secret = settings.jwt_secret.get_secret_value()
 
+    @property
+    def needs_key_fetch(self) -> bool:
+        """True when verification may fetch keys over the network (JWKS)."""
+        return self._jwks is not None
+
     def verify(self, token: str) -> Principal:
-        """Return the token's principal, or raise `jwt.InvalidTokenError`."""
-        options: Options = {"require": ["sub", "exp"]}
-        claims: dict[str, Any]
+        """Return the token's principal, or raise `jwt.InvalidTokenError` (blocking on JWKS)."""
+        required = ["sub", "exp", "aud", *(["iss"] if self._issuer else [])]
+        options: Options = {"require": required}
         if self._jwks is not None:
             try:
-                key = self._jwks.get_signing_key_from_jwt(token).key
+                key: Any = self._jwks.get_signing_key_from_jwt(token).key
             except jwt.PyJWKClientConnectionError:
                 raise  # our key server is unreachable: not the caller's fault
             except jwt.PyJWKClientError as exc:
-                raise jwt.InvalidTokenError(f"no matching signing key: {exc}") from exc
-            claims = jwt.decode(
-                token, key, algorithms=["RS256"], audience=self._audience, options=options
-            )
+                raise jwt.InvalidTokenError("no matching signing key") from exc
+            algorithms = ["RS256"]
         else:
-            claims = jwt.decode(
-                token, self._secret, algorithms=["HS256"], audience=self._audience, options=options
-            )
-        try:
-            principal = Principal(
-                sub=claims["sub"],
-                roles=frozenset(claims.get("roles", [])),
-                tenant=claims.get("tenant"),
-            )
-        except ValidationError as exc:
-            raise jwt.InvalidTokenError(f"bad claims: {exc.error_count()} error(s)") from exc
-        if Role.CLIENT in principal.roles and not principal.tenant:
-            raise jwt.InvalidTokenError("a client token needs a tenant claim")
-        return principal
+            key, algorithms = self._secret, ["HS256"]
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            key,
+            algorithms=algorithms,
+            audience=self._audience,
+            issuer=self._issuer,
+            options=options,
+            leeway=CLOCK_LEEWAY_S,
+        )
+        self._check_lifetime(claims)
+        return principal_from_claims(claims)
+
+    def _check_lifetime(self, claims: dict[str, Any]) -> None:
+        expires = claims["exp"]
+        issued = claims.get("iat")
+        start = issued if isinstance(issued, int | float) else time.time()
+        if expires - start > self._max_lifetime_s + CLOCK_LEEWAY_S:
+            raise jwt.InvalidTokenError("token lifetime exceeds the allowed maximum")
 
 
 _bearer = HTTPBearer(auto_error=False)
@@ -97,16 +152,19 @@ def _unauthorized(message: str) -> HTTPException:
     )
 
 
-def current_principal(
+async def current_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    """FastAPI dependency: the verified caller, or 401."""
+    """FastAPI dependency: the verified caller, or 401 (503 if our key server is down)."""
     if credentials is None:
         raise _unauthorized("missing bearer token")
     verifier: TokenVerifier = request.app.state.token_verifier
     try:
-        principal = verifier.verify(credentials.credentials)
+        if verifier.needs_key_fetch:  # a JWKS cache miss blocks on the network
+            principal = await anyio.to_thread.run_sync(verifier.verify, credentials.credentials)
+        else:  # HS256 takes microseconds: no thread hop
+            principal = verifier.verify(credentials.credentials)
     except jwt.ExpiredSignatureError as exc:
         raise _unauthorized("token expired") from exc
     except jwt.PyJWKClientConnectionError as exc:
@@ -119,10 +177,10 @@ def current_principal(
     return principal
 
 
-def require_roles(*roles: Role) -> Callable[[Principal], Principal]:
+def require_roles(*roles: Role) -> Callable[..., Any]:
     """FastAPI dependency factory: the caller if it holds one of `roles`, else 403."""
 
-    def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
+    async def check(principal: Annotated[Principal, Depends(current_principal)]) -> Principal:
         if not principal.has_any(roles):
             raise HTTPException(status.HTTP_403_FORBIDDEN, detail="role not permitted")
         return principal
@@ -131,11 +189,31 @@ def require_roles(*roles: Role) -> Callable[[Principal], Principal]:
 
 
 def ensure_tenant_access(principal: Principal, tenant_id: str, what: str = "resource") -> None:
-    """Raise NotFound (404) when a client reaches for another tenant's resource."""
+    """Raise NotFound (404) unless the caller may read `tenant_id`'s data."""
     if not principal.can_access_tenant(tenant_id):
         raise NotFound(f"{what} not found")
+
+
+def tenant_of(principal: Principal, requested: str | None, *, field: str = "tenant_id") -> str:
+    """The tenant a request acts for: a client's own, or the one an operator names.
+
+    A client that names another tenant gets 404 (as for any other tenant's resource); an
+    operator must name one (422 naming `field`).
+    """
+    if principal.is_operator:
+        if requested is None:
+            raise Unprocessable("operators must name the tenant", field=field)
+        return requested
+    own = principal.tenant
+    if own is None or Role.CLIENT not in principal.roles:
+        raise NotFound("tenant not found")
+    if requested is not None and requested != own:
+        raise NotFound("tenant not found")
+    return own
 
 
 AgentUser = Annotated[Principal, Depends(require_roles(Role.AGENT))]
 ClientUser = Annotated[Principal, Depends(require_roles(Role.CLIENT))]
 OperatorUser = Annotated[Principal, Depends(require_roles(Role.OPERATOR))]
+TenantUser = Annotated[Principal, Depends(require_roles(Role.CLIENT, Role.OPERATOR))]
+"""A caller that may read tenant data: a client (its own) or an operator (any)."""

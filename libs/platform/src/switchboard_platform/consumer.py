@@ -1,9 +1,10 @@
-"""How every service consumes events: decode, dead-letter the bad, retry the transient.
+"""How every service handles one event: decode, dead-letter the bad, retry the transient.
 
 A message that cannot be decoded, violates its schema or has an unknown type goes to
 `<topic>.dlq` with the reason in headers, and the partition moves on. A handler that fails
 for a transient reason (database unreachable) is retried with capped exponential backoff
-without committing the offset, while the service reports itself not ready.
+(its offset is not committed meanwhile), while the service reports itself not ready.
+`topic_consumer.TopicConsumer` feeds records in, partition by partition.
 """
 
 from __future__ import annotations
@@ -14,13 +15,13 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
 from aiokafka.errors import KafkaError
-from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
-from faststream.params import NoCast
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind
 
 from switchboard_contracts import Event, EventDecodeError, EventPayload, decode
 from switchboard_contracts.topics import dead_letter_topic
@@ -29,7 +30,6 @@ from .health import Health
 from .logs import bind_tenant, log_scope
 from .metrics import HANDLER_DURATION, MESSAGES_CONSUMED, MESSAGES_DEAD_LETTERED, MESSAGES_FAILED
 from .mongo import is_transient
-from .settings import ServiceSettings
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,11 @@ class DeadLetters:
         self._service = service
 
     async def send(self, record: RawRecord, kind: str, reason: str) -> None:
-        """Dead-letter `record`; the headers name the error, this service and the origin."""
+        """Dead-letter `record`; the headers name the error, this service and the origin.
+
+        `reason` must name fields and rules only: dead-letter headers are read by operators
+        and kept as long as the topic, so they never carry message content.
+        """
         headers = {k: v.decode(errors="replace") for k, v in record.headers}
         headers.update(
             {
@@ -100,8 +104,10 @@ class EventPipeline(Generic[P]):
         handler: EventHandler[P],
         dead_letters: DeadLetters,
         health: Health,
+        tracer: trace.Tracer | None = None,
     ) -> None:
         self.service = service
+        self._tracer = tracer
         self.topic = payload_type.topic
         self.payload_type = payload_type
         self._handler = handler
@@ -110,7 +116,31 @@ class EventPipeline(Generic[P]):
         self._component = f"consumer:{self.topic}"
 
     async def process(self, record: RawRecord) -> None:
-        """Handle one record; return only when it is handled or dead-lettered."""
+        """Handle one record in its own log scope (and span); return once handled or dead."""
+        with log_scope():
+            if self._tracer is None:
+                await self._process(record)
+                return
+            parent = propagate.extract({k: v.decode(errors="replace") for k, v in record.headers})
+            token = otel_context.attach(parent)
+            try:
+                with self._tracer.start_as_current_span(
+                    f"{record.topic} process",
+                    kind=SpanKind.CONSUMER,
+                    attributes={
+                        "messaging.system": "kafka",
+                        "messaging.operation.type": "process",
+                        "messaging.destination.name": record.topic,
+                        "messaging.destination.partition.id": str(record.partition),
+                        "messaging.kafka.offset": record.offset,
+                        "messaging.kafka.message.key": (record.key or b"").decode(errors="replace"),
+                    },
+                ):
+                    await self._process(record)
+            finally:
+                otel_context.detach(token)
+
+    async def _process(self, record: RawRecord) -> None:
         try:
             event = decode(record.topic, record.value, record.headers)
         except EventDecodeError as exc:
@@ -136,7 +166,8 @@ class EventPipeline(Generic[P]):
             except Exception as exc:
                 if not is_transient_error(exc):
                     log.exception("handler failed; dead-lettering", extra={"event_id": event.id})
-                    reason = f"{type(exc).__name__}: {exc}"
+                    # the exception's type only: its message may quote the event's content
+                    reason = f"{type(exc).__module__}.{type(exc).__qualname__}"
                     await self._dead_letters.send(record, "handler_error", reason)
                     self._health.recover(self._component)
                     return
@@ -149,58 +180,3 @@ class EventPipeline(Generic[P]):
             self._health.recover(self._component)
             MESSAGES_CONSUMED.labels(service=self.service, topic=self.topic).inc()
             return
-
-
-def _raw_body(msg: Any) -> bytes:
-    """FastStream decoder that hands over the bytes untouched: the pipeline decodes."""
-    body: bytes = msg.body
-    return body
-
-
-def subscribe(
-    broker: KafkaBroker,
-    pipeline: EventPipeline[Any],
-    *,
-    group_id: str,
-    settings: ServiceSettings,
-) -> None:
-    """Attach `pipeline` to its topic as a consumer-group subscriber with commit-after-handle."""
-    payload_type = pipeline.payload_type
-
-    async def consume(body: Any, msg: KafkaMessage) -> None:
-        raw = msg.raw_message
-        assert not isinstance(raw, tuple)
-        record = RawRecord(
-            topic=raw.topic,
-            partition=raw.partition,
-            offset=raw.offset,
-            key=raw.key,
-            value=raw.value,
-            headers=tuple(raw.headers),
-        )
-        with log_scope():
-            await pipeline.process(record)
-
-    consume.__name__ = f"on_{pipeline.topic.replace('.', '_')}"
-    # Real (not string) annotations: FastStream documents the payload model in AsyncAPI,
-    # NoCast keeps it from validating, so malformed bytes reach the pipeline's dead-lettering.
-    body_type = NoCast[payload_type]  # type: ignore[valid-type]
-    consume.__annotations__ = {"body": body_type, "msg": KafkaMessage, "return": None}
-    broker.subscriber(
-        pipeline.topic,
-        group_id=group_id,
-        auto_offset_reset="earliest",
-        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
-        session_timeout_ms=settings.kafka_session_timeout_ms,
-        heartbeat_interval_ms=max(settings.kafka_session_timeout_ms // 4, 500),
-        rebalance_timeout_ms=settings.kafka_rebalance_timeout_ms,
-        group_instance_id=(
-            f"{settings.kafka_group_instance_id}-{pipeline.topic}"
-            if settings.kafka_group_instance_id
-            else None
-        ),
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        decoder=_raw_body,
-        title=f"{pipeline.topic}:{group_id}",
-        description=payload_type.__doc__,
-    )(consume)

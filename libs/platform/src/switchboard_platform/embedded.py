@@ -307,7 +307,7 @@ class EmbeddedMongo(_EmbeddedServer):
 
     @property
     def url(self) -> str:
-        """The MongoDB connection string to give motor or pymongo."""
+        """The MongoDB connection string to give PyMongo."""
         return f"mongodb://{self.host}:{self.port}/?directConnection=true"
 
     def _command(self, workdir: Path) -> list[str]:

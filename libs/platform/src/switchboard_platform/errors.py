@@ -1,16 +1,28 @@
-"""Domain errors every service raises, and how HTTP answers them."""
+"""Domain errors every service raises, and the one shape in which HTTP answers every error.
+
+Every error body is `{"detail": "<message>"}` or, for input at fault,
+`{"detail": [{"loc": [...], "msg": "...", "type": "..."}]}`: the field and the rule, never
+the value (FastAPI's default echoes the input, which holds personal data and can fail to
+serialise: NaN, lone surrogates).
+"""
+
+from __future__ import annotations
+
+from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from pymongo.errors import ConnectionFailure
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 _LOCATIONS = ("body", "query", "path", "header")
 
 
 class DomainError(Exception):
-    """A use case refused the request; subclasses map to an HTTP status."""
-
-    status_code = 400
+    """A use case refused the request; the HTTP layer maps each kind to a status."""
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         """`field` is the dotted location at fault; without `query.`/`path.` it is in the body."""
@@ -22,32 +34,97 @@ class DomainError(Exception):
 class NotFound(DomainError):
     """The resource does not exist, or belongs to another tenant (answered the same way)."""
 
-    status_code = 404
-
 
 class Conflict(DomainError):
     """The request collides with existing state, e.g. a forwarding number already taken."""
-
-    status_code = 409
 
 
 class Unprocessable(DomainError):
     """The request is well-formed but a domain rule refuses it; names the field at fault."""
 
-    status_code = 422
+
+class FieldError(BaseModel):
+    """One input at fault: where it is and which rule it breaks."""
+
+    loc: list[str | int]
+    msg: str
+    type: str = "value_error"
+
+
+class ErrorBody(BaseModel):
+    """Every error answer: a message, or the inputs at fault."""
+
+    detail: str | list[FieldError]
+
+
+def _described(description: str) -> dict[str, Any]:
+    return {"description": description, "model": ErrorBody}
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: _described("No valid bearer token"),
+    403: _described("The token's role may not do this"),
+    404: _described("No such resource, or another tenant's"),
+    405: _described("Method not allowed here"),
+    413: _described("Request body too large"),
+    422: _described("An input breaks a rule; `loc` names it"),
+    431: _described("Request headers too large"),
+    503: _described("A dependency is unavailable; retry after `Retry-After` seconds"),
+}
+"""Documented on every API route (the OpenAPI document lists what a caller can get)."""
+
+
+def field_errors(errors: list[dict[str, Any]] | Any) -> list[dict[str, Any]]:
+    """pydantic/FastAPI errors reduced to location, message and type: no input, no context."""
+    cleaned = []
+    for err in errors:
+        loc = [p if isinstance(p, int) else str(p) for p in err.get("loc", ())]
+        message = str(err.get("msg", "invalid"))
+        if message.startswith("Value error, "):
+            message = message.removeprefix("Value error, ")
+        cleaned.append({"loc": loc or ["body"], "msg": message, "type": str(err.get("type"))})
+    return cleaned
+
+
+def _allowed_methods(app: FastAPI, request: Request) -> list[str]:
+    allowed: set[str] = set()
+    for route in app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "__none__"})
+        if match is not Match.NONE:
+            allowed.update(getattr(route, "methods", None) or ())
+    return sorted(allowed)
+
+
+def status_of(error: DomainError) -> int:
+    """The HTTP status that answers a domain error (400 for a kind not listed)."""
+    for kind, status in ((NotFound, 404), (Conflict, 409), (Unprocessable, 422)):
+        if isinstance(error, kind):
+            return status
+    return 400
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    """Answer domain errors with their status and a body naming the field at fault."""
+    """Answer every error in the shapes above; never a 500 for bad input or a lost database."""
 
-    async def handle(_: Request, exc: Exception) -> JSONResponse:
+    async def domain(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, DomainError)
-        detail: dict[str, object] = {"msg": exc.message}
         if exc.field is not None:
             loc: list[str | int] = [int(p) if p.isdigit() else p for p in exc.field.split(".")]
-            detail["loc"] = loc if loc[0] in _LOCATIONS else ["body", *loc]
-            return JSONResponse({"detail": [detail]}, status_code=exc.status_code)
-        return JSONResponse({"detail": exc.message}, status_code=exc.status_code)
+            located = loc if loc[0] in _LOCATIONS else ["body", *loc]
+            detail = [{"loc": located, "msg": exc.message, "type": "value_error"}]
+            return JSONResponse({"detail": detail}, status_code=status_of(exc))
+        return JSONResponse({"detail": exc.message}, status_code=status_of(exc))
+
+    async def invalid(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return JSONResponse({"detail": field_errors(exc.errors())}, status_code=422)
+
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # name every method of the path, not only the first route's
+            headers["Allow"] = ", ".join(_allowed_methods(app, request))
+        return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)
 
     async def unavailable(_: Request, exc: Exception) -> JSONResponse:
         return JSONResponse(
@@ -56,6 +133,8 @@ def install_error_handlers(app: FastAPI) -> None:
             headers={"Retry-After": "5"},
         )
 
-    app.add_exception_handler(DomainError, handle)
+    app.add_exception_handler(DomainError, domain)
+    app.add_exception_handler(RequestValidationError, invalid)
+    app.add_exception_handler(StarletteHTTPException, http_error)
     # a lost database is our outage, not the caller's error: 503, never a 500
     app.add_exception_handler(ConnectionFailure, unavailable)

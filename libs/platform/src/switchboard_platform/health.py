@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 Probe = Callable[[], Awaitable[bool]]
+Info = Callable[[], dict[str, Any]]
 
 
 @dataclass
@@ -16,6 +18,7 @@ class Health:
     probes: dict[str, Probe] = field(default_factory=dict)
     stalled: dict[str, str] = field(default_factory=dict)
     serving: set[str] = field(default_factory=set)
+    infos: dict[str, Info] = field(default_factory=dict)
 
     def add_probe(self, name: str, probe: Probe, *, needed_to_serve_http: bool = False) -> None:
         """Register a check that must pass for the service to be ready.
@@ -27,6 +30,14 @@ class Health:
         self.probes[name] = probe
         if needed_to_serve_http:
             self.serving.add(name)
+
+    def add_info(self, name: str, info: Info) -> None:
+        """Show what `info()` returns under `name` in `/readyz` (facts, not a pass/fail check)."""
+        self.infos[name] = info
+
+    def details(self) -> dict[str, Any]:
+        """The facts of every info provider."""
+        return {name: info() for name, info in self.infos.items()}
 
     def stall(self, component: str, reason: str) -> None:
         """Mark a component as unable to progress (e.g. a consumer retrying a lost database)."""

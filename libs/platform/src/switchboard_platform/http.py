@@ -1,60 +1,199 @@
-"""HTTP plumbing every service installs: request-size limit, metrics, health and docs routes."""
+"""HTTP plumbing every service installs, as plain ASGI: request guard, metrics, ops routes.
+
+`RequestGuard` is the outermost layer of every app. It refuses oversized headers (431) and
+bodies (413, counted while they arrive, chunked or not), closes a request whose body stalls
+(408), refuses JSON that is not JSON (NaN, Infinity, lone surrogates: 422), and marks every
+answer `Cache-Control: no-store` and `X-Content-Type-Options: nosniff` (answers carry
+personal data). Slow or oversized request *headers* are cut off earlier, in the server
+protocol (`serve.py`). Pure ASGI rather than `BaseHTTPMiddleware`, which runs the rest of
+the app in a new task behind memory streams on every request.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import time
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from fastapi import APIRouter, FastAPI, Query, Request, Response
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, FastAPI, Query
+from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .metrics import HTTP_DURATION, HTTP_REQUESTS
+from .errors import ERROR_RESPONSES
+from .metrics import HTTP_DURATION, HTTP_REQUESTS, READINESS
 
 if TYPE_CHECKING:
     from .runtime import ServiceRuntime
 
-
-class RequestLimits(BaseHTTPMiddleware):
-    """Refuses bodies larger than the limit with 413 before anything reads them."""
-
-    def __init__(self, app: Any, *, max_bytes: int) -> None:
-        super().__init__(app)
-        self._max_bytes = max_bytes
-
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        """Check the declared length, then the actual one."""
-        declared = request.headers.get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > self._max_bytes):
-            return JSONResponse({"detail": "request body too large"}, status_code=413)
-        if request.method in ("POST", "PUT", "PATCH"):
-            body = await request.body()
-            if len(body) > self._max_bytes:
-                return JSONResponse({"detail": "request body too large"}, status_code=413)
-        return await call_next(request)
+PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+_SECURITY_HEADERS = ((b"cache-control", b"no-store"), (b"x-content-type-options", b"nosniff"))
 
 
-class RequestMetrics(BaseHTTPMiddleware):
-    """Counts and times requests per route template (never per concrete path: ids are data)."""
+class _Refused(Exception):
+    """The request is refused before the app sees (all of) it."""
 
-    def __init__(self, app: Any, *, service: str) -> None:
-        super().__init__(app)
-        self._service = service
+    def __init__(self, status: int, detail: Any, headers: dict[str, str] | None = None) -> None:
+        super().__init__(status)
+        self.status = status
+        self.detail = detail
+        self.headers = headers or {}
 
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+
+def _refuse_constant(name: str) -> Any:
+    raise _Refused(422, [{"loc": ["body"], "msg": f"{name} is not a JSON number", "type": "json"}])
+
+
+def check_json(body: bytes) -> None:
+    """Raise _Refused for JSON that Python would read but no other JSON parser does.
+
+    NaN/Infinity are not JSON; a lone surrogate (`"\\ud800"`) is no character and cannot be
+    stored. Bodies that are not JSON at all are left to FastAPI, which names the error.
+    """
+    try:
+        parsed = json.loads(body, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):  # not JSON (or not UTF-8): FastAPI answers 422
+        return
+    try:
+        json.dumps(parsed, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        message = "a string holds an invalid character (a lone surrogate)"
+        raise _Refused(422, [{"loc": ["body"], "msg": message, "type": "json"}]) from None
+
+
+def _is_json(headers: dict[bytes, bytes]) -> bool:
+    kind = headers.get(b"content-type")
+    return kind is None or b"json" in kind.lower()
+
+
+class RequestGuard:
+    """Size, time and well-formedness limits on every request; safe headers on every answer."""
+
+    def __init__(
+        self, app: ASGIApp, *, max_body_bytes: int, max_header_bytes: int, read_timeout_s: float
+    ) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.max_header_bytes = max_header_bytes
+        self.read_timeout_s = read_timeout_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Check the request, then run the app with the body replayed."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        try:
+            replay = await self._read(scope, receive)
+        except _Refused as refused:
+            await self._answer(refused, send)
+            return
+        await self.app(scope, replay, _with_security_headers(send))
+
+    async def _read(self, scope: Scope, receive: Receive) -> Receive:
+        raw_headers: list[tuple[bytes, bytes]] = scope["headers"]
+        size = sum(len(k) + len(v) + 4 for k, v in raw_headers)
+        if size > self.max_header_bytes:
+            raise _Refused(431, "request headers too large", {"Connection": "close"})
+        headers = dict(raw_headers)
+        declared = headers.get(b"content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
+            raise _Refused(413, "request body too large", {"Connection": "close"})
+        if scope["method"] in ("GET", "HEAD", "DELETE", "OPTIONS") and declared is None:
+            return receive  # nothing to read (a chunked GET body is read by nobody)
+        chunks: list[bytes] = []
+        seen = 0
+        more = True
+        while more:
+            try:
+                async with asyncio.timeout(self.read_timeout_s):
+                    message = await receive()
+            except TimeoutError:
+                raise _Refused(
+                    408, "request body not received in time", {"Connection": "close"}
+                ) from None
+            if message["type"] == "http.disconnect":
+                return _replay(b"", receive)
+            chunk = message.get("body", b"")
+            seen += len(chunk)
+            if seen > self.max_body_bytes:
+                raise _Refused(413, "request body too large", {"Connection": "close"})
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        body = b"".join(chunks)
+        if body and _is_json(headers):
+            check_json(body)
+        return _replay(body, receive)
+
+    @staticmethod
+    async def _answer(refused: _Refused, send: Send) -> None:
+        response = JSONResponse(
+            {"detail": refused.detail}, status_code=refused.status, headers=refused.headers
+        )
+        await response({"type": "http"}, _no_receive, _with_security_headers(send))
+
+
+async def _no_receive() -> Message:
+    return {"type": "http.disconnect"}
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replayed() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replayed
+
+
+def _with_security_headers(send: Send) -> Send:
+    async def stamped(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            present = {name.lower() for name, _ in message.get("headers", [])}
+            extra = [h for h in _SECURITY_HEADERS if h[0] not in present]
+            message = {**message, "headers": [*message.get("headers", []), *extra]}
+        await send(message)
+
+    return stamped
+
+
+class RequestMetrics:
+    """Counts and times requests per route template (ids are data); probes are left out."""
+
+    def __init__(self, app: ASGIApp, *, service: str) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Time the request and record it under its route template."""
+        if scope["type"] != "http" or scope["path"] in PROBE_PATHS:
+            await self.app(scope, receive, send)
+            return
         started = time.perf_counter()
         status = "500"
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = str(message["status"])
+            await send(message)
+
         try:
-            response = await call_next(request)
-            status = str(response.status_code)
-            return response
+            await self.app(scope, receive, send_status)
         finally:
-            template = getattr(request.scope.get("route"), "path", "unmatched")
-            labels = {"service": self._service, "method": request.method, "route": template}
+            template = getattr(scope.get("route"), "path", "unmatched")
+            labels = {"service": self.service, "method": scope["method"], "route": template}
             HTTP_DURATION.labels(**labels).observe(time.perf_counter() - started)
             HTTP_REQUESTS.labels(**labels, status=status).inc()
+
+
+def api_router(prefix: str, *, tags: list[str]) -> APIRouter:
+    """A router for a service's API: every route documents the shared error answers."""
+    return APIRouter(prefix=prefix, tags=list(tags), responses=dict(ERROR_RESPONSES))
 
 
 def operations_router(runtime: ServiceRuntime) -> APIRouter:
@@ -65,7 +204,11 @@ def operations_router(runtime: ServiceRuntime) -> APIRouter:
     async def healthz() -> dict[str, str]:
         return {"status": "ok", "service": runtime.name}
 
-    @router.get("/readyz", summary="Kafka and MongoDB are reachable and consumers progress")
+    @router.get(
+        "/readyz",
+        summary="Kafka and MongoDB are reachable and consumers progress",
+        responses={503: {"description": "Not ready: `checks` says what fails"}},
+    )
     async def readyz(
         scope: Annotated[
             Literal["all", "http"],
@@ -74,10 +217,12 @@ def operations_router(runtime: ServiceRuntime) -> APIRouter:
     ) -> JSONResponse:
         checks = await runtime.health.readiness(http_only=scope == "http")
         ready = all(v == "ok" for v in checks.values())
-        return JSONResponse(
-            {"status": "ready" if ready else "not ready", "checks": checks},
-            status_code=200 if ready else 503,
-        )
+        for check, outcome in checks.items():
+            READINESS.labels(service=runtime.name, check=check).set(int(outcome == "ok"))
+        body = {"status": "ready" if ready else "not ready", "checks": checks}
+        if scope == "all":
+            body["info"] = runtime.health.details()
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
     async def metrics() -> Response:
@@ -92,6 +237,13 @@ def operations_router(runtime: ServiceRuntime) -> APIRouter:
 
 def install_http(app: FastAPI, runtime: ServiceRuntime) -> None:
     """Add the shared middleware and operations routes to a service's app."""
-    app.add_middleware(RequestLimits, max_bytes=runtime.settings.max_request_bytes)
+    settings = runtime.settings
+    app.router.redirect_slashes = False  # a redirect would echo the Host header
     app.add_middleware(RequestMetrics, service=runtime.name)
+    app.add_middleware(
+        RequestGuard,
+        max_body_bytes=settings.max_request_bytes,
+        max_header_bytes=settings.max_header_bytes,
+        read_timeout_s=settings.request_read_timeout_s,
+    )
     app.include_router(operations_router(runtime))

@@ -41,6 +41,25 @@ def broker_security(settings: ServiceSettings) -> BaseSecurity | None:
     )
 
 
+def client_security(settings: ServiceSettings) -> dict[str, Any]:
+    """The same security settings as keyword arguments of an aiokafka client."""
+    protocol = settings.kafka_security_protocol
+    if protocol == "PLAINTEXT":
+        return {}
+    kwargs: dict[str, Any] = {"security_protocol": protocol}
+    if protocol in ("SSL", "SASL_SSL"):
+        kwargs["ssl_context"] = ssl.create_default_context(cafile=settings.kafka_ssl_cafile)
+    if protocol.startswith("SASL"):
+        if settings.kafka_sasl_username is None or settings.kafka_sasl_password is None:
+            raise ValueError("KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD are required for SASL")
+        kwargs |= {
+            "sasl_mechanism": settings.kafka_sasl_mechanism,
+            "sasl_plain_username": settings.kafka_sasl_username,
+            "sasl_plain_password": settings.kafka_sasl_password.get_secret_value(),
+        }
+    return kwargs
+
+
 def create_broker(
     settings: ServiceSettings,
     *,

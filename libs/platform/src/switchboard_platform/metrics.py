@@ -26,13 +26,55 @@ HANDLER_DURATION = Histogram(
     ["service", "topic"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
-OUTBOX_BACKLOG = Gauge(
-    "switchboard_outbox_backlog", "Events waiting in the outbox at the last relay pass", ["service"]
+CONSUMER_LAG = Gauge(
+    "switchboard_consumer_lag_messages",
+    "Messages of a partition not yet handled by this process (high watermark - next offset)",
+    ["service", "topic", "partition"],
+)
+CONSUMER_EVENT_TIME = Gauge(
+    "switchboard_consumer_last_event_time_seconds",
+    "Event time (unix seconds) of the newest event handled per topic; now minus it is the age",
+    ["service", "topic"],
+)
+CONSUMER_COMMITS = Counter(
+    "switchboard_consumer_commits_total",
+    "Offset commits sent (each covers every partition handled since the previous one)",
+    ["service", "topic"],
+)
+OUTBOX_PENDING = Gauge(
+    "switchboard_outbox_pending_events",
+    "Events waiting in the outbox at the active relay's last pass (not capped by a batch)",
+    ["service"],
+)
+OUTBOX_OLDEST_AGE = Gauge(
+    "switchboard_outbox_oldest_age_seconds",
+    "Age of the oldest event waiting in the outbox at the active relay's last pass",
+    ["service"],
 )
 OUTBOX_PUBLISHED = Counter(
     "switchboard_outbox_published_total",
     "Events published by the outbox relay",
     ["service", "topic"],
+)
+OUTBOX_PUBLISH_FAILURES = Counter(
+    "switchboard_outbox_publish_failures_total",
+    "Relay passes that failed to publish (the events stay and are tried again)",
+    ["service"],
+)
+OUTBOX_PARKED = Counter(
+    "switchboard_outbox_parked_total",
+    "Outbox entries set aside after failing to publish repeatedly for a permanent reason",
+    ["service", "topic"],
+)
+OUTBOX_RELAY_ACTIVE = Gauge(
+    "switchboard_outbox_relay_active",
+    "1 while this process holds the service's relay lease and publishes the outbox",
+    ["service"],
+)
+TENANT_GUARD_DROPPED = Counter(
+    "switchboard_tenant_guard_dropped_total",
+    "Documents of another tenant dropped from a tenant-scoped read (must stay 0)",
+    ["service", "collection"],
 )
 HTTP_REQUESTS = Counter(
     "switchboard_http_requests_total",
@@ -44,4 +86,9 @@ HTTP_DURATION = Histogram(
     "HTTP request latency",
     ["service", "method", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+READINESS = Gauge(
+    "switchboard_ready",
+    "1 when the named readiness check passed at the last /readyz, else 0",
+    ["service", "check"],
 )

@@ -1,22 +1,29 @@
-"""MongoDB access with motor: the client factory, idempotent indexes, transient-error test."""
+"""MongoDB access with PyMongo's native asyncio client: factory, indexes, transient errors.
+
+PyMongo's `AsyncMongoClient` replaces motor (deprecated upstream, and a thread-pool hop per
+operation): docs/decisions/0007-pymongo-async-client.md.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
-from motor.motor_asyncio import AsyncIOMotorClient, AsyncIOMotorDatabase
-from pymongo import IndexModel
+from pymongo import AsyncMongoClient, IndexModel
+from pymongo.asynchronous.collection import AsyncCollection
+from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
 
 Document = dict[str, Any]
-MongoClient = AsyncIOMotorClient[Document]
-MongoDatabase = AsyncIOMotorDatabase[Document]
+MongoClient = AsyncMongoClient[Document]
+MongoDatabase = AsyncDatabase[Document]
+MongoCollection = AsyncCollection[Document]
 
 
 def create_mongo_client(url: str, *, app_name: str) -> MongoClient:
     """Open (lazily) a client: timezone-aware datetimes, short server selection for readiness."""
-    return AsyncIOMotorClient(
+    return AsyncMongoClient(
         url,
         tz_aware=True,
         appname=app_name,
@@ -40,3 +47,59 @@ def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, OperationFailure):
         return exc.has_error_label("RetryableWriteError") or exc.code in (91, 189, 10107, 13435)
     return isinstance(exc, PyMongoError) and exc.has_error_label("TransientTransactionError")
+
+
+def as_utc(value: datetime | str) -> datetime:
+    """A stored time as an aware UTC datetime.
+
+    nx-27017 (the embedded dev server) stores a top-level `$set` datetime as a naive ISO
+    string; MongoDB keeps it a date. Both mean UTC.
+    """
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+async def ids_matching(
+    collection: MongoCollection, selector: Document, *, limit: int = 0
+) -> list[Any]:
+    """The `_id`s of the documents `selector` matches (at most `limit`, 0: all)."""
+    cursor = collection.find(selector, {"_id": 1})
+    if limit:
+        cursor = cursor.limit(limit)
+    return [doc["_id"] async for doc in cursor]
+
+
+async def delete_matching(
+    collection: MongoCollection, selector: Document, *, chunk: int = 1000
+) -> int:
+    """`delete_many(selector)` that holds on nx-27017 too; returns how many were deleted.
+
+    nx-27017 (the embedded server) applies a multi-document write whose filter uses `$in` on
+    a field other than `_id` to the wrong documents (shown by the xfail test in
+    `libs/platform/tests/test_embedded_quirks.py`). Selecting the ids first, then deleting
+    by `_id` alone, is correct on both servers.
+    """
+    deleted = 0
+    seen: set[Any] = set()
+    while ids := [
+        i for i in await ids_matching(collection, selector, limit=chunk) if i not in seen
+    ]:
+        seen.update(ids)
+        result = await collection.delete_many({"_id": {"$in": ids}})
+        deleted += result.deleted_count
+    return deleted
+
+
+async def update_matching(
+    collection: MongoCollection, selector: Document, update: Document, *, chunk: int = 1000
+) -> int:
+    """`update_many(selector, update)` that holds on nx-27017 too (see `delete_matching`).
+
+    The ids are selected once, then updated by `_id` in chunks; returns how many changed.
+    """
+    ids = await ids_matching(collection, selector)
+    modified = 0
+    for start in range(0, len(ids), chunk):
+        result = await collection.update_many({"_id": {"$in": ids[start : start + chunk]}}, update)
+        modified += result.modified_count
+    return modified

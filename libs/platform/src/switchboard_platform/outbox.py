@@ -2,36 +2,72 @@
 
 A use case writes its document and the events about it in ONE single-document write (atomic
 in MongoDB without a multi-document transaction), so a crash can never keep the change and
-lose the event, or the reverse. The relay publishes pending events in order and then removes
-them; a crash in between publishes them again, which idempotent consumers absorb.
-See docs/decisions/0002-outbox-inside-the-document.md.
+lose the event, or the reverse. `OutboxStore` finds pending events and clears published
+ones; `outbox_relay.OutboxRelay` publishes them. See docs/decisions/0002 and 0009.
+
+A document with pending events carries:
+- `_outbox`: the encoded events, each with a `seq` (time-ordered across processes);
+- `_outbox_since`: the oldest pending `seq` (the relay's sort key, sparsely indexed);
+- `_outbox_last`: the `seq` of the newest entry appended. A relay that published everything
+  it read clears the document only if `_outbox_last` is still what it read, so an event
+  appended meanwhile is never cleared unpublished, whatever another relay did.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
+import secrets
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-from bson import Binary, ObjectId
-from faststream.kafka import KafkaBroker
-from opentelemetry import context as otel_context
+from bson import Binary
 from opentelemetry import propagate
 from pymongo import IndexModel, UpdateOne
 
 from switchboard_contracts import Event, encode
 
-from .metrics import OUTBOX_BACKLOG, OUTBOX_PUBLISHED
 from .mongo import Document, MongoDatabase
 
 log = logging.getLogger(__name__)
 
 OUTBOX = "_outbox"
-PENDING = "_outbox_pending"
 SINCE = "_outbox_since"
+LAST = "_outbox_last"
+PARKED = "_outbox_parked"
+"""Collection of entries set aside after failing to publish for a permanent reason."""
+_LEGACY_PENDING = "_outbox_pending"  # a counter of earlier versions, dropped when cleared
+
+
+class _SeqClock:
+    """Sequence numbers ordered by time across processes, strictly increasing within one.
+
+    `<microseconds since the epoch, 14 hex digits><process node, 8 hex digits>`: events of
+    causally ordered writes (the second written after the first was stored) sort in that
+    order on every replica, given clocks within the gap (NTP: milliseconds).
+    """
+
+    def __init__(self) -> None:
+        self._last = 0
+        self._node = secrets.token_hex(4)
+
+    def next(self) -> str:
+        now = time.time_ns() // 1000
+        self._last = max(now, self._last + 1)
+        return f"{self._last:014x}{self._node}"
+
+
+_CLOCK = _SeqClock()
+
+
+def seq_time(seq: str) -> datetime | None:
+    """When the entry with this `seq` was written (None for a seq of an older format)."""
+    try:
+        return datetime.fromtimestamp(int(seq[:14], 16) / 1_000_000, UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
 
 
 def _entry(event: Event[Any]) -> Document:
@@ -40,7 +76,7 @@ def _entry(event: Event[Any]) -> Document:
     propagate.inject(trace)
     return {
         "id": event.id,
-        "seq": str(ObjectId()),
+        "seq": _CLOCK.next(),
         "topic": record.topic,
         "key": record.key.decode(),
         "value": Binary(record.value),
@@ -50,9 +86,15 @@ def _entry(event: Event[Any]) -> Document:
 
 
 def with_outbox(document: Document, events: Sequence[Event[Any]]) -> Document:
-    """Return `document` carrying `events` as pending, ready for `insert_one`."""
+    """Return `document` carrying `events` as pending, ready for `insert_one`.
+
+    Without events the document still gets an (empty) outbox: later updates only append,
+    and nx-27017 ignores `$addToSet` onto a missing field (docs/decisions/0002).
+    """
     entries = [_entry(e) for e in events]
-    return {**document, OUTBOX: entries, PENDING: len(entries), SINCE: entries[0]["seq"]}
+    if not entries:
+        return {**document, OUTBOX: []}
+    return {**document, OUTBOX: entries, SINCE: entries[0]["seq"], LAST: entries[-1]["seq"]}
 
 
 def outbox_update(events: Sequence[Event[Any]]) -> Document:
@@ -65,154 +107,196 @@ def outbox_update(events: Sequence[Event[Any]]) -> Document:
     entries = [_entry(e) for e in events]
     return {
         "$addToSet": {OUTBOX: {"$each": entries}},
-        "$inc": {PENDING: len(entries)},
         "$min": {SINCE: entries[0]["seq"]},
+        "$set": {LAST: entries[-1]["seq"]},
     }
+
+
+def merge_updates(*updates: Document) -> Document:
+    """Combine update documents operator by operator (e.g. your `$set` and `outbox_update`)."""
+    merged: Document = {}
+    for update in updates:
+        for operator, fields in update.items():
+            merged[operator] = {**merged.get(operator, {}), **fields}
+    return merged
 
 
 def outbox_fields_excluded() -> Document:
     """Projection that leaves the outbox bookkeeping out of a read."""
-    return {OUTBOX: 0, PENDING: 0, SINCE: 0}
-
-
-@dataclass(frozen=True, slots=True)
-class _Pending:
-    collection: str
-    doc_id: Any
-    entry: Document
-
-
-class OutboxRelay:
-    """Publishes the pending events of the given collections, oldest first, then clears them."""
-
-    def __init__(
-        self,
-        db: MongoDatabase,
-        collections: Iterable[str],
-        service: str,
-        broker: KafkaBroker,
-        *,
-        poll_interval_s: float = 1.0,
-        batch_size: int = 500,
-        publish_timeout_s: float = 10.0,
-    ) -> None:
-        self._db = db
-        self._service = service
-        self._collections = tuple(collections)
-        self._broker = broker
-        self._poll_interval_s = poll_interval_s
-        self._batch_size = batch_size
-        self._publish_timeout_s = publish_timeout_s
-        self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = False
-        self.healthy = True
-
-    def notify(self) -> None:
-        """Wake the relay now: a use case has just written events."""
-        self._wake.set()
-
-    def start(self) -> None:
-        """Run the relay loop in the background."""
-        self._task = asyncio.create_task(self._run(), name="outbox-relay")
-
-    async def stop(self, *, flush_timeout_s: float = 10.0) -> None:
-        """Publish what is pending (bounded by `flush_timeout_s`), then stop the loop."""
-        self._stopping = True
-        self._wake.set()
-        if self._task is not None:
-            try:
-                await asyncio.wait_for(self._task, flush_timeout_s)
-            except TimeoutError:
-                log.warning("outbox relay did not flush in time; pending events stay stored")
-            self._task = None
-
-    async def _run(self) -> None:
-        backoff = 0.1
-        while True:
-            try:
-                # clear before draining: a write notified during the drain wakes the next pass
-                self._wake.clear()
-                published = await self.drain_once()
-                self.healthy = True
-                backoff = 0.1
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # any broker or database failure: back off, keep the events
-                self.healthy = False
-                log.warning("outbox relay failed; retrying in %.1fs", backoff, exc_info=True)
-                if self._stopping:
-                    return
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
-            if self._stopping and published == 0:
-                return
-            if published >= self._batch_size:
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._poll_interval_s)
-
-    async def _pending(self) -> list[_Pending]:
-        found: list[_Pending] = []
-        for name in self._collections:
-            cursor = (
-                self._db[name]
-                .find({SINCE: {"$exists": True}, PENDING: {"$gt": 0}}, {OUTBOX: 1})
-                .sort(SINCE, 1)
-                .limit(self._batch_size)
-            )
-            async for doc in cursor:
-                found.extend(_Pending(name, doc["_id"], e) for e in doc.get(OUTBOX, []))
-        found.sort(key=lambda p: p.entry["seq"])
-        return found[: self._batch_size]
-
-    async def drain_once(self) -> int:
-        """Publish one batch of pending events; return how many were published."""
-        pending = await self._pending()
-        OUTBOX_BACKLOG.labels(service=self._service).set(len(pending))
-        if not pending:
-            return 0
-        async with asyncio.timeout(self._publish_timeout_s):
-            futures = [await self._publish(p.entry) for p in pending]
-            await asyncio.gather(*futures)
-        await self._clear(pending)
-        for p in pending:
-            OUTBOX_PUBLISHED.labels(service=self._service, topic=p.entry["topic"]).inc()
-        return len(pending)
-
-    async def _publish(self, entry: Document) -> asyncio.Future[Any]:
-        token = otel_context.attach(propagate.extract(entry.get("trace") or {}))
-        try:
-            return await self._broker.publish(
-                bytes(entry["value"]),
-                entry["topic"],
-                key=entry["key"].encode(),
-                headers=dict(entry["headers"]),
-                no_confirm=True,
-            )
-        finally:
-            otel_context.detach(token)
-
-    async def _clear(self, published: list[_Pending]) -> None:
-        by_doc: dict[tuple[str, Any], list[str]] = {}
-        for p in published:
-            by_doc.setdefault((p.collection, p.doc_id), []).append(p.entry["id"])
-        writes: dict[str, list[UpdateOne]] = {}
-        for (collection, doc_id), ids in by_doc.items():
-            writes.setdefault(collection, []).extend(
-                [
-                    UpdateOne(
-                        {"_id": doc_id},
-                        {"$pull": {OUTBOX: {"id": {"$in": ids}}}, "$inc": {PENDING: -len(ids)}},
-                    ),
-                    UpdateOne({"_id": doc_id, PENDING: {"$lte": 0}}, {"$unset": {SINCE: ""}}),
-                ]
-            )
-        for collection, ops in writes.items():
-            await self._db[collection].bulk_write(ops, ordered=True)
+    return {OUTBOX: 0, SINCE: 0, LAST: 0, _LEGACY_PENDING: 0}
 
 
 def outbox_indexes() -> list[IndexModel]:
     """Indexes that let the relay find pending events with one query per collection."""
     return [IndexModel([(SINCE, 1)], sparse=True, name="outbox_pending")]
+
+
+@dataclass(frozen=True, slots=True)
+class PendingEntry:
+    """One event waiting in a document's outbox."""
+
+    collection: str
+    doc_id: Any
+    entry: Document
+
+    @property
+    def seq(self) -> str:
+        """The entry's place in publishing order."""
+        return str(self.entry.get("seq", ""))
+
+    @property
+    def id(self) -> str:
+        """The event id."""
+        return str(self.entry.get("id", ""))
+
+
+@dataclass(frozen=True, slots=True)
+class PendingBatch:
+    """The next events to publish, in order, and what is known of the rest."""
+
+    entries: list[PendingEntry]
+    last_seen: dict[tuple[str, Any], str | None]
+    """Each document read, with the `_outbox_last` it had when read."""
+    complete: frozenset[tuple[str, Any]]
+    """Documents all of whose entries are in `entries`."""
+    more: bool
+    """Whether pending documents were left unread (the batch was full)."""
+
+
+class OutboxStore:
+    """Reads pending events of a service's collections and removes published ones."""
+
+    def __init__(self, db: MongoDatabase, collections: Iterable[str]) -> None:
+        self._db = db
+        self._collections = tuple(collections)
+
+    async def pending(self, limit: int) -> PendingBatch:
+        """Up to `limit` events, oldest first, never one after an older unread event.
+
+        Each collection is read up to `limit` documents in `_outbox_since` order. If a
+        collection had more, its last document's `since` is a horizon: an entry newer than
+        it could be younger than an entry of a document not read yet, so it waits.
+        """
+        found: list[PendingEntry] = []
+        last_seen: dict[tuple[str, Any], str | None] = {}
+        counts: dict[tuple[str, Any], int] = {}
+        horizon: str | None = None
+        for name in self._collections:
+            cursor = (
+                self._db[name]
+                .find({SINCE: {"$exists": True}}, {OUTBOX: 1, LAST: 1, SINCE: 1})
+                .sort(SINCE, 1)
+                .limit(limit)
+            )
+            docs = [doc async for doc in cursor]
+            if len(docs) == limit:
+                edge = str(docs[-1].get(SINCE, ""))
+                horizon = edge if horizon is None else min(horizon, edge)
+            for doc in docs:
+                key = (name, doc["_id"])
+                entries = [e for e in doc.get(OUTBOX) or [] if isinstance(e, dict)]
+                last_seen[key] = doc.get(LAST)
+                counts[key] = len(entries)
+                found.extend(PendingEntry(name, doc["_id"], e) for e in entries)
+        found.sort(key=lambda p: p.seq)
+        if horizon is not None:
+            found = [p for p in found if p.seq <= horizon]
+        chosen = found[:limit]
+        taken: dict[tuple[str, Any], int] = {}
+        for p in chosen:
+            taken[(p.collection, p.doc_id)] = taken.get((p.collection, p.doc_id), 0) + 1
+        complete = frozenset(k for k, n in taken.items() if n == counts[k])
+        more = horizon is not None or len(found) > limit
+        return PendingBatch(chosen, last_seen, complete, more)
+
+    async def clear(self, batch: PendingBatch, published: Sequence[PendingEntry]) -> None:
+        """Remove `published` entries of `batch` from their documents."""
+        taken: dict[tuple[str, Any], int] = {}
+        for p in batch.entries:
+            taken[(p.collection, p.doc_id)] = taken.get((p.collection, p.doc_id), 0) + 1
+        by_doc: dict[tuple[str, Any], list[str]] = {}
+        for p in published:
+            by_doc.setdefault((p.collection, p.doc_id), []).append(p.id)
+        for collection in {c for c, _ in by_doc}:
+            docs = {key: ids for key, ids in by_doc.items() if key[0] == collection}
+            whole = [
+                key
+                for key, ids in docs.items()
+                if key in batch.complete and len(ids) == taken[key] and batch.last_seen.get(key)
+            ]
+            leftover = await self._clear_whole(collection, [k[1] for k in whole], batch)
+            rest = [k[1] for k in docs if k not in whole]
+            for doc_id in [*leftover, *rest]:
+                await self._clear_some(collection, doc_id, docs[(collection, doc_id)])
+
+    async def _clear_whole(
+        self, collection: str, doc_ids: list[Any], batch: PendingBatch
+    ) -> list[Any]:
+        """One write for every document nothing was appended to since the read.
+
+        Returns the documents that still have pending entries (appended meanwhile).
+        """
+        if not doc_ids:
+            return []
+        # One conditional update per document, in one round trip. (Not `update_many` with
+        # `_outbox_last: {$in: [...]}`: nx-27017 applies a multi-document write filtered by
+        # `$in` on a field other than `_id` to the wrong documents; docs/decisions/0009.)
+        cleared = {"$set": {OUTBOX: []}, "$unset": {SINCE: "", LAST: "", _LEGACY_PENDING: ""}}
+        writes = [
+            UpdateOne({"_id": d, LAST: batch.last_seen[(collection, d)]}, cleared) for d in doc_ids
+        ]
+        result = await self._db[collection].bulk_write(writes, ordered=False)
+        if result.matched_count == len(doc_ids):
+            return []
+        cursor = self._db[collection].find(
+            {"_id": {"$in": doc_ids}, SINCE: {"$exists": True}}, {"_id": 1}
+        )
+        return [doc["_id"] async for doc in cursor]
+
+    async def _clear_some(self, collection: str, doc_id: Any, ids: list[str]) -> None:
+        """Remove some entries of one document; recompute (or drop) its `since`."""
+        coll = self._db[collection]
+        await coll.update_one({"_id": doc_id}, {"$pull": {OUTBOX: {"id": {"$in": ids}}}})
+        for _ in range(5):
+            doc = await coll.find_one({"_id": doc_id}, {OUTBOX: 1, LAST: 1})
+            if doc is None:
+                return
+            remaining = [e for e in doc.get(OUTBOX) or [] if isinstance(e, dict)]
+            guard: Document = {"_id": doc_id, LAST: doc.get(LAST)}
+            if remaining:
+                since = min(str(e.get("seq", "")) for e in remaining)
+                update: Document = {"$set": {SINCE: since}}
+            else:
+                update = {"$unset": {SINCE: "", LAST: "", _LEGACY_PENDING: ""}}
+            if (await coll.update_one(guard, update)).matched_count == 1:
+                return
+        log.warning("outbox entry cleared, but the document keeps changing; it stays pending")
+
+    async def park(self, entry: PendingEntry, reason: str, service: str) -> None:
+        """Set an entry aside (kept for an operator) and remove it from its document."""
+        await self._db[PARKED].update_one(
+            {"_id": entry.id},
+            {
+                "$setOnInsert": {
+                    "service": service,
+                    "collection": entry.collection,
+                    "doc_id": entry.doc_id,
+                    "entry": entry.entry,
+                    "reason": reason,
+                    "parked_at": datetime.now(UTC),
+                }
+            },
+            upsert=True,
+        )
+        await self._clear_some(entry.collection, entry.doc_id, [entry.id])
+
+    async def parked_count(self) -> int:
+        """How many entries are parked."""
+        return await self._db[PARKED].count_documents({})
+
+    async def pending_documents(self) -> int:
+        """Documents with pending events, in every collection (for the backlog gauge)."""
+        total = 0
+        for name in self._collections:
+            total += await self._db[name].count_documents({SINCE: {"$exists": True}})
+        return total

@@ -2,6 +2,8 @@
 
 A service's `main.create_app()` builds a `ServiceRuntime`, registers its event handlers and
 HTTP routers on it, and returns `runtime.create_app()`. Nothing connects at import time.
+Every rule a service must not forget — tenant access, error shapes, limits, safe headers,
+signed cursors, dead letters, the outbox — comes with the runtime (docs/decisions/0010).
 """
 
 from __future__ import annotations
@@ -12,21 +14,33 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
+from faststream.kafka import KafkaBroker
+from faststream.params import NoCast
 from faststream.specification import AsyncAPI
 from pymongo import IndexModel
 
 from switchboard_contracts import EventPayload
 
 from .auth import TokenVerifier
-from .consumer import DeadLetters, EventHandler, EventPipeline, subscribe
-from .errors import install_error_handlers
+from .consumer import DeadLetters, EventHandler, EventPipeline
+from .cursors import CursorCodec
+from .errors import ERROR_RESPONSES, install_error_handlers
 from .health import Health
 from .http import install_http
 from .kafka import create_broker
 from .mongo import MongoClient, MongoDatabase, create_mongo_client, ensure_indexes
-from .outbox import OutboxRelay, outbox_indexes
+from .outbox import outbox_indexes
+from .outbox_relay import OutboxRelay
 from .settings import ServiceSettings
-from .telemetry import instrument_app, kafka_telemetry_middleware, setup_telemetry
+from .telemetry import (
+    instrument_app,
+    instrument_mongo,
+    kafka_telemetry_middleware,
+    setup_telemetry,
+    tracing_enabled,
+)
+from .topic_consumer import TopicConsumer
 
 log = logging.getLogger(__name__)
 P = TypeVar("P", bound=EventPayload)
@@ -34,7 +48,7 @@ StartupHook = Callable[["ServiceRuntime"], Awaitable[None]]
 
 
 class ServiceRuntime:
-    """Broker, database, outbox relay and health of one running service."""
+    """Broker, database, consumers, outbox relay and health of one running service."""
 
     def __init__(
         self,
@@ -49,12 +63,14 @@ class ServiceRuntime:
         self.name = name
         self.version = version
         self.settings = settings
+        self.tracing = tracing_enabled(settings.tracing)
         self.tracer_provider = setup_telemetry(name, version)
+        middlewares = [kafka_telemetry_middleware(self.tracer_provider)] if self.tracing else []
         self.broker = create_broker(
-            settings,
-            client_id=f"switchboard-{name}",
-            middlewares=[kafka_telemetry_middleware(self.tracer_provider)],
+            settings, client_id=f"switchboard-{name}", middlewares=middlewares
         )
+        # Documentation only (never connected): what the AsyncAPI page shows.
+        self._spec = KafkaBroker(settings.kafka_bootstrap_servers)
         self.health = Health()
         self.dead_letters = DeadLetters(self.broker, name)
         self._indexes = dict(indexes or {})
@@ -63,8 +79,11 @@ class ServiceRuntime:
         self._outbox_collections = tuple(outbox_collections)
         self._mongo: MongoClient | None = None
         self._relay: OutboxRelay | None = None
+        self._pipelines: list[tuple[EventPipeline[Any], str]] = []
+        self._consumers: list[TopicConsumer] = []
+        self._cursor_secret = settings.cursor_secret.get_secret_value().encode()
         for payload in publishes:
-            self.broker.publisher(
+            self._spec.publisher(
                 payload.topic,
                 title=f"{payload.topic}:{name}",
                 schema=payload,
@@ -78,6 +97,10 @@ class ServiceRuntime:
             raise RuntimeError(f"{self.name}: database used before start-up")
         return self._mongo[self.settings.mongodb_database or self.name]
 
+    def cursors(self, listing: str) -> CursorCodec:
+        """The signer of page cursors for one listing (e.g. `notes`) of this service."""
+        return CursorCodec(self._cursor_secret, purpose=f"{self.name}:{listing}")
+
     def notify_outbox(self) -> None:
         """Tell the relay that new events are waiting (it also polls on its own)."""
         if self._relay is not None:
@@ -88,23 +111,33 @@ class ServiceRuntime:
     ) -> None:
         """Handle each event of the payload's topic with `handler`, in consumer group `group_id`."""
         prefix = self.settings.kafka_consumer_group_prefix or self.name
+        group = group_id or f"{prefix}.{payload_type.topic}"
         pipeline = EventPipeline(
             service=self.name,
             payload_type=payload_type,
             handler=handler,
             dead_letters=self.dead_letters,
             health=self.health,
+            tracer=self.tracer_provider.get_tracer("switchboard.consumer")
+            if self.tracing
+            else None,
         )
-        subscribe(
-            self.broker,
-            pipeline,
-            group_id=group_id or f"{prefix}.{payload_type.topic}",
-            settings=self.settings,
-        )
+        self._pipelines.append((pipeline, group))
+
+        async def documented(body: Any) -> None:  # never called: the AsyncAPI entry
+            """Documents the subscription."""
+
+        documented.__annotations__ = {"body": NoCast[payload_type], "return": None}  # type: ignore[valid-type,misc]
+        self._spec.subscriber(
+            payload_type.topic,
+            group_id=group,
+            title=f"{payload_type.topic}:{group}",
+            description=payload_type.__doc__,
+        )(documented)
 
     def asyncapi_json(self) -> str:
         """The AsyncAPI 3 document of the topics this service consumes and publishes."""
-        spec = AsyncAPI(self.broker, title=f"Switchboard {self.name}", version=self.version)
+        spec = AsyncAPI(self._spec, title=f"Switchboard {self.name}", version=self.version)
         return spec.to_specification().to_json()
 
     async def _ping_mongo(self) -> bool:
@@ -119,13 +152,18 @@ class ServiceRuntime:
     async def _relay_ok(self) -> bool:
         return self._relay is None or self._relay.healthy
 
+    async def _consumers_ok(self) -> bool:
+        return all(c.running for c in self._consumers)
+
     @asynccontextmanager
     async def running(self, on_startup: StartupHook | None = None) -> AsyncIterator[None]:
-        """Open the database, start the broker and relay; on exit stop them gracefully.
+        """Open the database, start the broker, consumers and relay; on exit stop them.
 
         Shutdown order: stop consuming (in-flight messages finish and commit), flush the
-        outbox, close the producer, close the database.
+        outbox and hand its lease on, close the producer, close the database.
         """
+        if self.tracing:
+            instrument_mongo(self.tracer_provider)
         self._mongo = create_mongo_client(self.settings.mongodb_url, app_name=self.name)
         await ensure_indexes(self.db, self._indexes)
         self.health.add_probe("mongodb", self._ping_mongo, needed_to_serve_http=True)
@@ -133,6 +171,7 @@ class ServiceRuntime:
         if on_startup is not None:
             await on_startup(self)
         await self.broker.connect()
+        await self.broker.start()
         if self._outbox_collections:
             self._relay = OutboxRelay(
                 self.db,
@@ -140,21 +179,34 @@ class ServiceRuntime:
                 service=self.name,
                 broker=self.broker,
                 poll_interval_s=self.settings.outbox_poll_interval_s,
+                lease_s=self.settings.outbox_lease_s,
             )
             self.health.add_probe("outbox", self._relay_ok)
+            self.health.add_info("outbox", self._relay.info)
             self._relay.start()
-        await self.broker.start()
+        for pipeline, group in self._pipelines:
+            consumer = TopicConsumer(
+                pipeline,
+                group_id=group,
+                settings=self.settings,
+                client_id=f"switchboard-{self.name}",
+            )
+            await consumer.start()
+            self._consumers.append(consumer)
+        if self._consumers:
+            self.health.add_probe("consumers", self._consumers_ok)
         log.info("service started", extra={"service_name": self.name})
         try:
             yield
         finally:
-            for subscriber in self.broker.subscribers:
-                await subscriber.stop()
+            for consumer in self._consumers:
+                await consumer.stop()
+            self._consumers.clear()
             if self._relay is not None:
                 await self._relay.stop()
                 self._relay = None
             await self.broker.stop()
-            self._mongo.close()
+            await self._mongo.close()
             self._mongo = None
             log.info("service stopped", extra={"service_name": self.name})
 
@@ -177,8 +229,25 @@ class ServiceRuntime:
         app.state.runtime = self
         app.state.token_verifier = TokenVerifier(self.settings)
         install_error_handlers(app)
-        install_http(app, self)
         for router in routers:
             app.include_router(router)
-        instrument_app(app, self.tracer_provider)
+        document_errors(app)
+        instrument_app(app, self.tracer_provider, tracing=self.tracing)
+        install_http(app, self)  # outermost: limits apply before anything else runs
         return app
+
+
+def document_errors(app: FastAPI) -> None:
+    """Refuse to start an app whose API routes do not document the shared error answers.
+
+    Routers made with `http.api_router()` carry them; the OpenAPI document must list what
+    a caller can get (Schemathesis checks every answer against it).
+    """
+    for route in app.routes:
+        if isinstance(route, APIRoute) and route.path.startswith("/v"):
+            missing = [code for code in ERROR_RESPONSES if code not in route.responses]
+            if missing:
+                raise RuntimeError(
+                    f"{route.path}: build its router with switchboard_platform.http.api_router() "
+                    f"(undocumented error answers {missing})"
+                )

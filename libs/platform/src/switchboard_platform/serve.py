@@ -1,17 +1,107 @@
-"""Run one service process: JSON logs, then uvicorn until SIGTERM (what every image runs)."""
+"""Run one service process: JSON logs, then uvicorn until SIGTERM (what every image runs).
+
+uvicorn's HTTP protocol is extended by two limits it lacks: request headers must arrive in
+full within `SWITCHBOARD_REQUEST_READ_TIMEOUT_S` (a slow or half-sent request no longer
+holds a connection open) and may not exceed `SWITCHBOARD_MAX_HEADER_BYTES` (answered 431
+before they are buffered whole).
+"""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import uvicorn
 from fastapi import FastAPI
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from .logs import configure_logging
 from .settings import ServiceSettings
 
 S = TypeVar("S", bound=ServiceSettings)
+
+GRACEFUL_SHUTDOWN_S = 20
+
+
+class GuardedHttpProtocol(HttpToolsProtocol):
+    """httptools protocol with a header deadline and a header size limit per request."""
+
+    header_timeout_s: float = 10.0
+    max_header_bytes: int = 16 * 1024
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._header_deadline: asyncio.TimerHandle | None = None
+        self._header_bytes = 0
+        self._reading_headers = True
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._reading_headers = True
+        self._header_bytes = 0
+        self._header_deadline = self.loop.call_later(self.header_timeout_s, self._too_slow)
+
+    def _disarm(self) -> None:
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+            self._header_deadline = None
+
+    def _too_slow(self) -> None:
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        """Start the clock for the first request's headers."""
+        super().connection_made(transport)
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Drop the timer with the connection."""
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        """Count header bytes before handing them to the parser."""
+        if self._reading_headers:
+            self._header_bytes += len(data)
+            if self._header_bytes > self.max_header_bytes:
+                self._refuse_headers()
+                return
+        super().data_received(data)
+
+    def _refuse_headers(self) -> None:
+        self._disarm()
+        body = b'{"detail":"request headers too large"}'
+        self.transport.write(
+            b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
+            b"content-length: " + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n" + body
+        )
+        self.transport.close()
+
+    def on_headers_complete(self) -> None:
+        """The headers arrived in time: stop the clock (the body has its own, in ASGI)."""
+        self._reading_headers = False
+        self._disarm()
+        super().on_headers_complete()
+
+    def on_response_complete(self) -> None:
+        """Keep-alive: the next request's headers get the same deadline."""
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._arm()
+
+
+def guarded_protocol(settings: ServiceSettings) -> type[GuardedHttpProtocol]:
+    """The protocol class with this service's limits."""
+    return type(
+        "ServiceHttpProtocol",
+        (GuardedHttpProtocol,),
+        {
+            "header_timeout_s": settings.request_read_timeout_s,
+            "max_header_bytes": settings.max_header_bytes,
+        },
+    )
 
 
 def serve(service: str, settings: S, create_app: Callable[[S], FastAPI]) -> None:
@@ -22,5 +112,8 @@ def serve(service: str, settings: S, create_app: Callable[[S], FastAPI]) -> None
         host=settings.host,
         port=settings.port,
         log_config=None,
-        timeout_graceful_shutdown=20,
+        http=guarded_protocol(settings),
+        timeout_keep_alive=5,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        server_header=False,
     )

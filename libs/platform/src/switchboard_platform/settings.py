@@ -6,6 +6,8 @@ from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_JWT_SECRET = "dev-secret-change-me-0123456789abcdef"  # noqa: S105 - refused in production
+DEV_CURSOR_SECRET = "dev-cursor-secret-change-me-0123456789"  # noqa: S105 - refused in production
+MIN_SECRET_LENGTH = 32
 
 
 def _env(name: str) -> AliasChoices:
@@ -23,7 +25,10 @@ class ServiceSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
 
     environment: Literal["dev", "test", "production"] = Field(
-        "dev", validation_alias=_env("SWITCHBOARD_ENV")
+        "production",
+        description="Fail-closed: unless told `dev` or `test`, the service runs as production "
+        "and refuses the dev secrets (the dev runner and the tests set it explicitly)",
+        validation_alias=_env("SWITCHBOARD_ENV"),
     )
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
@@ -46,6 +51,22 @@ class ServiceSettings(BaseSettings):
         description="Static group membership (KIP-345): a restarted process takes its old "
         "place at once; must be unique per replica, e.g. the pod name of a StatefulSet",
         validation_alias=_env("KAFKA_GROUP_INSTANCE_ID"),
+    )
+    kafka_consumer_workers: int = Field(
+        4,
+        ge=1,
+        le=64,
+        description="Partitions handled concurrently per topic in one process (each partition "
+        "keeps its order); the rest wait their turn",
+        validation_alias=_env("KAFKA_CONSUMER_WORKERS"),
+    )
+    kafka_commit_interval_ms: int = Field(
+        50,
+        ge=0,
+        le=10_000,
+        description="Handled offsets are committed together at most this often (0: after "
+        "each message); a crash redelivers at most this much, to idempotent handlers",
+        validation_alias=_env("KAFKA_COMMIT_INTERVAL_MS"),
     )
     kafka_consumer_group_prefix: str | None = Field(
         None,
@@ -71,22 +92,83 @@ class ServiceSettings(BaseSettings):
         SecretStr(DEV_JWT_SECRET), validation_alias=_env("SWITCHBOARD_JWT_SECRET")
     )
     jwks_url: str | None = Field(None, validation_alias=_env("SWITCHBOARD_JWKS_URL"))
+    jwks_timeout_s: float = Field(
+        5.0, gt=0, le=60, validation_alias=_env("SWITCHBOARD_JWKS_TIMEOUT_S")
+    )
     jwt_audience: str = Field("switchboard", validation_alias=_env("SWITCHBOARD_JWT_AUDIENCE"))
+    jwt_issuer: str | None = Field(
+        None,
+        description="When set, tokens must carry this `iss`",
+        validation_alias=_env("SWITCHBOARD_JWT_ISSUER"),
+    )
+    jwt_max_lifetime_s: int = Field(
+        24 * 3600,
+        ge=60,
+        description="Tokens valid for longer than this (exp - iat, or exp - now) are refused",
+        validation_alias=_env("SWITCHBOARD_JWT_MAX_LIFETIME_S"),
+    )
+    cursor_secret: SecretStr = Field(
+        SecretStr(DEV_CURSOR_SECRET),
+        description="Key that signs page cursors; the same for every replica of a service",
+        validation_alias=_env("SWITCHBOARD_CURSOR_SECRET"),
+    )
+    tracing: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Record spans: `auto` when OTEL_EXPORTER_OTLP_ENDPOINT is set",
+        validation_alias=_env("SWITCHBOARD_TRACING"),
+    )
 
     outbox_poll_interval_s: float = Field(
-        1.0, gt=0, validation_alias=_env("OUTBOX_POLL_INTERVAL_S")
+        0.1,
+        gt=0,
+        description="How often the active relay looks for events written by other replicas "
+        "or before a crash; it also wakes at once on its own process's writes",
+        validation_alias=_env("OUTBOX_POLL_INTERVAL_S"),
+    )
+    outbox_lease_s: float = Field(
+        10.0,
+        ge=1.0,
+        le=300.0,
+        description="One replica's relay publishes at a time; another takes over this long "
+        "after the holder stopped renewing (a SIGKILLed replica)",
+        validation_alias=_env("OUTBOX_LEASE_S"),
     )
     max_request_bytes: int = Field(
         64 * 1024, ge=1024, validation_alias=_env("SWITCHBOARD_MAX_REQUEST_BYTES")
     )
+    max_header_bytes: int = Field(
+        16 * 1024, ge=1024, le=1024 * 1024, validation_alias=_env("SWITCHBOARD_MAX_HEADER_BYTES")
+    )
+    request_read_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="A client must send a request's headers, and each part of its body, "
+        "within this time; slower connections are closed (408)",
+        validation_alias=_env("SWITCHBOARD_REQUEST_READ_TIMEOUT_S"),
+    )
+
+    @property
+    def is_production(self) -> bool:
+        """True unless the environment says `dev` or `test`."""
+        return self.environment == "production"
 
     @model_validator(mode="after")
-    def _refuse_dev_secret_in_production(self) -> "ServiceSettings":
-        if self.environment == "production" and self.jwks_url is None:
+    def _refuse_dev_secrets_in_production(self) -> "ServiceSettings":
+        if not self.is_production:
+            return self
+        if self.jwks_url is None:
             secret = self.jwt_secret.get_secret_value()
-            if secret == DEV_JWT_SECRET or len(secret) < 32:
+            if secret == DEV_JWT_SECRET or len(secret) < MIN_SECRET_LENGTH:
                 raise ValueError(
                     "production needs SWITCHBOARD_JWKS_URL or a SWITCHBOARD_JWT_SECRET of "
-                    "32+ characters that is not the dev default"
+                    f"{MIN_SECRET_LENGTH}+ characters that is not the dev default "
+                    "(set SWITCHBOARD_ENV=dev to run with the dev defaults)"
                 )
+        cursor = self.cursor_secret.get_secret_value()
+        if cursor == DEV_CURSOR_SECRET or len(cursor) < MIN_SECRET_LENGTH:
+            raise ValueError(
+                f"production needs a SWITCHBOARD_CURSOR_SECRET of {MIN_SECRET_LENGTH}+ "
+                "characters that is not the dev default"
+            )
         return self

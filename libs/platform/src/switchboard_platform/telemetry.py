@@ -20,10 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI
-from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from opentelemetry import context, metrics, trace
-from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
-from opentelemetry.instrumentation.pymongo import PymongoInstrumentor
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import Event, ReadableSpan, Span, SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
@@ -128,6 +125,17 @@ def remove_span_processor(processor: SpanProcessor) -> None:
     _PIPELINE.remove(processor)
 
 
+def tracing_enabled(setting: str) -> bool:
+    """Whether spans are recorded: `on`, `off`, or `auto` (when an OTLP endpoint is set).
+
+    Instrumentation costs CPU even when nothing exports its spans (bench/README.md), so a
+    service without an exporter records none; tests that collect spans turn it `on`.
+    """
+    if setting == "auto":
+        return bool(os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
+    return setting == "on"
+
+
 def setup_telemetry(service: str, version: str) -> TracerProvider:
     """The service's tracer provider, made once; the first one made also serves the process.
 
@@ -147,11 +155,17 @@ def setup_telemetry(service: str, version: str) -> TracerProvider:
     return provider
 
 
-def _install_process_wide(provider: TracerProvider, service: str) -> None:
-    trace.set_tracer_provider(provider)
+def instrument_mongo(tracer_provider: TracerProvider) -> None:
+    """Trace MongoDB commands (statements never captured); once per process."""
+    from opentelemetry.instrumentation.pymongo import PymongoInstrumentor
+
     instrumentor = PymongoInstrumentor()
     if not instrumentor.is_instrumented_by_opentelemetry:
-        instrumentor.instrument(tracer_provider=provider, capture_statement=False)
+        instrumentor.instrument(tracer_provider=tracer_provider, capture_statement=False)
+
+
+def _install_process_wide(provider: TracerProvider, service: str) -> None:
+    trace.set_tracer_provider(provider)
     atexit.register(_PIPELINE.shutdown)
     if os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
         _export_over_otlp(provider.resource, service)
@@ -204,16 +218,22 @@ def _otlp_log_handler(logger_provider: Any) -> logging.Handler:
         return PrivateLoggingHandler(logger_provider=logger_provider)
 
 
-def kafka_telemetry_middleware(
-    tracer_provider: trace.TracerProvider | None = None,
-) -> KafkaTelemetryMiddleware:
-    """FastStream middleware that traces publish and consume and carries `traceparent`."""
+def kafka_telemetry_middleware(tracer_provider: trace.TracerProvider | None = None) -> Any:
+    """FastStream middleware that traces publish (and consume) and carries `traceparent`."""
+    from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
+
     return KafkaTelemetryMiddleware(tracer_provider=tracer_provider or trace.get_tracer_provider())
 
 
-def instrument_app(app: FastAPI, tracer_provider: trace.TracerProvider | None = None) -> None:
-    """Trace every HTTP request except health and metrics probes; give each its log scope."""
+def instrument_app(
+    app: FastAPI, tracer_provider: trace.TracerProvider | None = None, *, tracing: bool = True
+) -> None:
+    """Give each request its log scope; trace every one except health and metrics probes."""
     app.add_middleware(LogScopeMiddleware)
+    if not tracing:
+        return
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+
     FastAPIInstrumentor.instrument_app(
         app,
         tracer_provider=tracer_provider,

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Request, status
+from fastapi import Depends, Header, Request, status
 
-from switchboard_platform.auth import (
-    AgentUser,
-    OperatorUser,
-    Principal,
-    Role,
-    ensure_tenant_access,
-    require_roles,
-)
+from switchboard_platform.auth import AgentUser, OperatorUser, TenantUser, ensure_tenant_access
+from switchboard_platform.http import api_router
 
 from .schemas import (
     CallAccepted,
@@ -26,7 +20,7 @@ from .schemas import (
 from .service import IntakeService
 
 
-def _service(request: Request) -> IntakeService:
+async def _service(request: Request) -> IntakeService:
     service: IntakeService = request.app.state.intake_service
     return service
 
@@ -38,34 +32,32 @@ RetryKey = Annotated[
         alias="Idempotency-Key",
         min_length=1,
         max_length=100,
-        description="Send the same key when retrying a capture: the first call is answered again",
+        description="Send the same key when retrying a capture: the first call is answered "
+        "again (for a day); the same key with another request is refused (422)",
     ),
 ]
-TenantReader = Annotated[Principal, Depends(require_roles(Role.OPERATOR, Role.CLIENT))]
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "No valid token"},
-    403: {"description": "Role not permitted"},
-}
 
-tenants = APIRouter(prefix="/v1/tenants", tags=["tenants"], responses=_ERRORS)
-calls = APIRouter(prefix="/v1/calls", tags=["calls"], responses=_ERRORS)
+tenants = api_router("/v1/tenants", tags=["tenants"])
+calls = api_router("/v1/calls", tags=["calls"])
 
 
-@tenants.post("", status_code=status.HTTP_201_CREATED, responses={409: {}, 422: {}})
+@tenants.post(
+    "", status_code=status.HTTP_201_CREATED, responses={409: {"description": "A number is taken"}}
+)
 async def create_tenant(body: TenantCreate, _: OperatorUser, service: Service) -> TenantCreated:
     """Onboard a tenant (operators); publishes `tenant.changed`. 409 if a number is taken."""
     tenant = await service.create_tenant(body.to_profile())
     return TenantCreated(id=tenant.tenant_id)
 
 
-@tenants.get("/{tenant_id}", responses={404: {}})
-async def read_tenant(tenant_id: str, principal: TenantReader, service: Service) -> TenantPublic:
+@tenants.get("/{tenant_id}")
+async def read_tenant(tenant_id: str, principal: TenantUser, service: Service) -> TenantPublic:
     """A tenant's profile: operators any, a client only its own (another's answers 404)."""
     ensure_tenant_access(principal, tenant_id, "tenant")
     return TenantPublic.of(await service.get_tenant(tenant_id))
 
 
-@tenants.patch("/{tenant_id}", responses={404: {}, 409: {}, 422: {}})
+@tenants.patch("/{tenant_id}", responses={409: {"description": "A number is taken"}})
 async def change_tenant(
     tenant_id: str, body: TenantUpdate, _: OperatorUser, service: Service
 ) -> TenantPublic:
@@ -73,7 +65,7 @@ async def change_tenant(
     return TenantPublic.of(await service.change_tenant(tenant_id, body.changes()))
 
 
-@calls.post("", status_code=status.HTTP_201_CREATED, responses={422: {}})
+@calls.post("", status_code=status.HTTP_201_CREATED, responses={409: {"description": "Retry race"}})
 async def capture_call(
     body: CallCreate, agent: AgentUser, service: Service, idempotency_key: RetryKey = None
 ) -> CallAccepted:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -57,6 +60,48 @@ class Call(CallDetails):
     agent_id: Identifier
     dialed_number: E164 | None = None
     received_at: AwareDatetime
+
+
+@dataclass(frozen=True, slots=True)
+class RetryKey:
+    """An agent's Idempotency-Key for one capture: what it stands for and until when."""
+
+    key: str
+    fingerprint: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCall:
+    """A call as stored, with the fingerprint and expiry of the retry key it holds, if any."""
+
+    call: Call
+    fingerprint: str | None
+    expires_at: datetime | None
+
+
+def retry_key(
+    agent_id: str, key: str, request: dict[str, Any], received_at: datetime, keep: timedelta
+) -> RetryKey:
+    """The retry key of `agent_id`'s capture `request`: reused only for the same request.
+
+    The fingerprint is a SHA-256 of the request in canonical JSON (the IETF
+    idempotency-key draft's "payload fingerprint"): a key sent again with another body is
+    refused, never answered with the first call.
+    """
+    canonical = json.dumps(request, sort_keys=True, separators=(",", ":"), default=str)
+    digest = hashlib.sha256(canonical.encode()).hexdigest()
+    return RetryKey(f"{agent_id}:{key}", digest, received_at + keep)
+
+
+def check_retry(stored: StoredCall, retry: RetryKey) -> Call:
+    """The first call, for a retry of the same request; Unprocessable for another request."""
+    if stored.fingerprint != retry.fingerprint:
+        raise Unprocessable(
+            "this Idempotency-Key was used for a different request; use a new key",
+            field="header.Idempotency-Key",
+        )
+    return stored.call
 
 
 def check_details(details: CallDetails, received_at: datetime) -> None:

@@ -19,3 +19,15 @@ class IntakeSettings(ServiceSettings):
         max_length=100,
         description="Version of the recording notice agents read out before asking for consent",
     )
+    idempotency_ttl_s: int = Field(
+        86_400,
+        ge=60,
+        description="How long an Idempotency-Key answers its first call (then it may be reused)",
+    )
+    tenant_cache_s: float = Field(
+        5.0,
+        ge=0,
+        le=60,
+        description="How long a process remembers which tenant owns a forwarding number; "
+        "another replica's tenant change takes effect within this time",
+    )

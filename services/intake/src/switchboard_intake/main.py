@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import FastAPI
 
 from switchboard_contracts.calls import CallReceived
@@ -32,6 +34,8 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
             IntakeRepository(rt.db),
             events_written=rt.notify_outbox,
             recording_notice_version=settings.recording_notice_version,
+            idempotency_ttl=timedelta(seconds=settings.idempotency_ttl_s),
+            tenant_cache_s=settings.tenant_cache_s,
         )
 
     app = runtime.create_app(

@@ -1,9 +1,8 @@
-"""The tenants and calls collections: their indexes, documents and queries (motor)."""
+"""The tenants and calls collections: their indexes, documents and queries (PyMongo async)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
@@ -11,11 +10,16 @@ from pymongo.errors import DuplicateKeyError
 
 from switchboard_contracts import Event
 from switchboard_platform.errors import Conflict
-from switchboard_platform.mongo import Document, MongoDatabase
-from switchboard_platform.outbox import outbox_fields_excluded, outbox_update, with_outbox
+from switchboard_platform.mongo import Document, MongoDatabase, as_utc
+from switchboard_platform.outbox import (
+    merge_updates,
+    outbox_fields_excluded,
+    outbox_update,
+    with_outbox,
+)
 
 from . import calls, tenants
-from .calls import Call
+from .calls import Call, RetryKey, StoredCall
 from .tenants import Tenant, TenantProfile
 
 TENANTS = "tenants"
@@ -74,11 +78,11 @@ class IntakeRepository:
         fields = _tenant_document(tenant)
         for fixed in ("_id", "created_at", "version"):
             del fields[fixed]
-        update = outbox_update(events)
-        update["$set"] = fields
-        update["$inc"] = {**update["$inc"], "version": 1}
-        if NUMBERS not in fields:
-            update["$unset"] = {NUMBERS: ""}
+        update = merge_updates(
+            {"$set": fields, "$inc": {"version": 1}},
+            {"$unset": {NUMBERS: ""}} if NUMBERS not in fields else {},
+            outbox_update(events),
+        )
         try:
             result = await self._tenants.update_one(
                 {"_id": tenant.tenant_id, "version": expected_version}, update
@@ -110,27 +114,48 @@ class IntakeRepository:
         return [n for n in wanted if n in owned]
 
     async def insert_call(
-        self, call: Call, events: Sequence[Event[Any]], idempotency_key: str | None = None
-    ) -> Call:
-        """Store a captured call with its events; with a retry key seen before, the first call."""
+        self, call: Call, events: Sequence[Event[Any]], retry: RetryKey | None = None
+    ) -> StoredCall | None:
+        """Store a captured call with its events; None if the retry key is taken meanwhile."""
         document = _call_document(call)
-        if idempotency_key is not None:
-            document["idempotency_key"] = idempotency_key
+        if retry is not None:
+            document |= {
+                "idempotency_key": retry.key,
+                "idempotency_fingerprint": retry.fingerprint,
+                "idempotency_expires_at": retry.expires_at,
+            }
         try:
             await self._calls.insert_one(with_outbox(document, events))
         except DuplicateKeyError:
-            first = await self.call_by_retry_key(idempotency_key) if idempotency_key else None
-            if first is None:
+            if retry is None:
                 raise
-            return first
-        return call
+            return None
+        return StoredCall(call, retry.fingerprint if retry else None, None)
 
-    async def call_by_retry_key(self, idempotency_key: str) -> Call | None:
-        """The call stored earlier under this retry key, if any."""
-        doc = await self._calls.find_one(
-            {"idempotency_key": idempotency_key}, outbox_fields_excluded()
+    async def call_by_retry_key(self, key: str) -> StoredCall | None:
+        """The call stored earlier under this retry key, with its fingerprint and expiry."""
+        doc = await self._calls.find_one({"idempotency_key": key}, outbox_fields_excluded())
+        if doc is None:
+            return None
+        expires = doc.get("idempotency_expires_at")
+        return StoredCall(
+            Call.model_validate({**doc, "call_id": doc["_id"]}),
+            doc.get("idempotency_fingerprint"),
+            as_utc(expires) if expires is not None else None,
         )
-        return None if doc is None else Call.model_validate({**doc, "call_id": doc["_id"]})
+
+    async def release_retry_key(self, key: str) -> None:
+        """Free an expired retry key for reuse (the call keeps everything else)."""
+        await self._calls.update_one(
+            {"idempotency_key": key},
+            {
+                "$unset": {
+                    "idempotency_key": "",
+                    "idempotency_fingerprint": "",
+                    "idempotency_expires_at": "",
+                }
+            },
+        )
 
     async def _number_taken(self, exc: DuplicateKeyError, tenant: Tenant) -> NumberTaken:
         key = (exc.details or {}).get("keyValue") or {}
@@ -160,17 +185,10 @@ def _tenant(doc: Document) -> Tenant:
     return Tenant(
         tenant_id=doc["_id"],
         profile=TenantProfile.model_validate(doc),
-        created_at=_utc(doc["created_at"]),
-        updated_at=_utc(doc["updated_at"]),
+        created_at=as_utc(doc["created_at"]),
+        updated_at=as_utc(doc["updated_at"]),
         version=doc["version"],
     )
-
-
-def _utc(value: datetime | str) -> datetime:
-    # nx-27017 (the embedded dev server) stores a top-level `$set` datetime as a naive
-    # ISO string; MongoDB keeps it a date. Both mean UTC.
-    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _call_document(call: Call) -> Document:

@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
-    AwareDatetime,
     BaseModel,
     ConfigDict,
     Field,
@@ -17,24 +16,38 @@ from pydantic import (
     field_validator,
 )
 
-from switchboard_contracts.common import Identifier, Name
+from switchboard_contracts.common import Identifier
 from switchboard_contracts.tenants import Channel, ContractStatus, Industry
+from switchboard_platform.inputs import (
+    Email,
+    FreeText,
+    Line,
+    Moment,
+    Name,
+    PublicLink,
+    check_email,
+    check_public_link,
+    clean_text,
+    to_e164,
+    to_mobile_e164,
+)
 
 from .calls import CallDetails
-from .domain import MAX_CONTACTS, MAX_ITEMS, check_email
-from .phones import to_e164
+from .domain import MAX_CONTACTS, MAX_ITEMS
 from .tenants import Tenant, TenantProfile, Window
 
 Phone = Annotated[str, StringConstraints(max_length=40), AfterValidator(to_e164)]
-Email = Annotated[str, StringConstraints(max_length=200), AfterValidator(check_email)]
-Text = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
-Concern = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=5000)]
-Notes = Annotated[str, StringConstraints(max_length=5000)]
-_URL = r"^https?://[^\s]+$"
-Link = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200, pattern=_URL)]
-RecordingUrl = Annotated[
-    str, StringConstraints(strip_whitespace=True, max_length=2000, pattern=_URL)
+Text = Line
+Concern = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=5000),
+    AfterValidator(clean_text),
 ]
+Notes = FreeText
+Link = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=200), AfterValidator(check_public_link)
+]
+RecordingUrl = PublicLink
 Windows = Annotated[list[Window], Field(max_length=MAX_ITEMS)]
 Numbers = Annotated[list[Phone], Field(max_length=MAX_ITEMS)]
 Links = Annotated[list[Link], Field(max_length=MAX_ITEMS)]
@@ -67,7 +80,7 @@ class RecipientIn(_Body):
     def _address_fits_channel(cls, address: str, info: ValidationInfo) -> str:
         channel = info.data.get("channel")
         if channel is Channel.SMS:
-            return to_e164(address)
+            return to_mobile_e164(address)
         if channel is Channel.EMAIL:
             return check_email(address)
         return address  # the channel itself is invalid and reported on its own
@@ -179,7 +192,7 @@ class CallCreate(_Body):
     caller: CallerIn
     concern: Concern
     contact_person: Name | None = None
-    started_at: AwareDatetime = Field(description="ISO 8601 with a UTC offset")
+    started_at: Moment = Field(description="ISO 8601 with a UTC offset")
     duration_seconds: int | None = Field(default=None, ge=0, le=86_400)
     forwarded_from: Phone | None = None
     recording: RecordingIn | None = None

@@ -7,7 +7,7 @@ transactional outbox), then wakes the relay that publishes the event.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from switchboard_platform.errors import Conflict, NotFound, Unprocessable
@@ -16,6 +16,7 @@ from . import calls, tenants
 from .calls import Call, CallDetails
 from .domain import new_id, utc_now
 from .repository import IntakeRepository, NumberTaken
+from .tenant_cache import TenantCache
 from .tenants import Tenant, TenantProfile
 
 MAX_UPDATE_ATTEMPTS = 5
@@ -31,11 +32,15 @@ class IntakeService:
         events_written: Callable[[], None],
         recording_notice_version: str,
         clock: Callable[[], datetime] = utc_now,
+        idempotency_ttl: timedelta = timedelta(hours=24),
+        tenant_cache_s: float = 5.0,
     ) -> None:
         self._repository = repository
         self._events_written = events_written
         self._notice_version = recording_notice_version
         self._clock = clock
+        self._idempotency_ttl = idempotency_ttl
+        self._owners = TenantCache(tenant_cache_s)
 
     async def create_tenant(self, profile: TenantProfile) -> Tenant:
         """Onboard a tenant (R-ONB-1) and publish `tenant.changed` ("created")."""
@@ -45,6 +50,7 @@ class IntakeService:
         await self._refuse_taken_numbers(tenant)
         event = tenants.changed_event(tenant.tenant_id, profile, "created")
         await self._repository.insert_tenant(tenant, [event])
+        self._owners.clear()
         self._events_written()
         return tenant
 
@@ -67,6 +73,7 @@ class IntakeService:
             await self._refuse_taken_numbers(tenant)
             event = tenants.changed_event(tenant_id, profile, "updated")
             if await self._repository.update_tenant(tenant, current.version, [event]):
+                self._owners.clear()
                 self._events_written()
                 return tenant
         raise Conflict("the tenant is being changed concurrently; try again")
@@ -82,13 +89,23 @@ class IntakeService:
     ) -> Call:
         """Record a call for its tenant (R-CALL-1, R-CALL-2) and publish `call.received`.
 
-        A retry with the same `idempotency_key` by the same agent answers with the call
-        recorded first and records nothing new (a lost 201 must not make a second note).
+        A retry of the same request with the same `idempotency_key` by the same agent answers
+        with the call recorded first and records nothing new (a lost 201 must not make a
+        second note); the key used for another request is refused. Keys last a day.
         """
-        retry_key = f"{agent_id}:{idempotency_key}" if idempotency_key else None
-        if retry_key is not None and (first := await self._repository.call_by_retry_key(retry_key)):
-            return first
         received_at = self._clock()
+        retry = None
+        if idempotency_key is not None:
+            request = {
+                "details": details.model_dump(mode="json"),
+                "tenant_id": tenant_id,
+                "dialed_number": dialed_number,
+            }
+            retry = calls.retry_key(
+                agent_id, idempotency_key, request, received_at, self._idempotency_ttl
+            )
+            if (first := await self._earlier_call(retry, received_at)) is not None:
+                return first
         calls.check_details(details, received_at)
         tenant = await self._attribute(tenant_id, dialed_number)
         call = Call(
@@ -100,14 +117,30 @@ class IntakeService:
             received_at=received_at,
         )
         events = [calls.received_event(call), *calls.consent_events(call, self._notice_version)]
-        stored = await self._repository.insert_call(call, events, retry_key)
+        stored = await self._repository.insert_call(call, events, retry)
+        if stored is None:  # the same key won a race meanwhile
+            assert retry is not None
+            first = await self._earlier_call(retry, received_at)
+            if first is None:
+                raise Conflict("the Idempotency-Key is in use; try again")
+            return first
         self._events_written()
-        return stored
+        return stored.call
+
+    async def _earlier_call(self, retry: calls.RetryKey, now: datetime) -> Call | None:
+        """The call stored under this retry key, if it is still valid; frees an expired key."""
+        stored = await self._repository.call_by_retry_key(retry.key)
+        if stored is None:
+            return None
+        if stored.expires_at is not None and stored.expires_at <= now:
+            await self._repository.release_retry_key(retry.key)
+            return None
+        return calls.check_retry(stored, retry)
 
     async def _attribute(self, tenant_id: str | None, dialed_number: str | None) -> Tenant:
         """The tenant a call belongs to: the owner of the dialed number, else the one named."""
         if dialed_number is not None:
-            field, tenant = "dialed_number", await self._repository.tenant_owning(dialed_number)
+            field, tenant = "dialed_number", await self._owner_of(dialed_number)
             if tenant is None:
                 raise Unprocessable(f"no tenant owns {dialed_number}", field=field)
             if tenant_id is not None and tenant_id != tenant.tenant_id:
@@ -121,6 +154,14 @@ class IntakeService:
         else:
             raise Unprocessable("give tenant_id or the dialed_number called", field="tenant_id")
         calls.check_accepts_calls(tenant.profile.contract_status, field)
+        return tenant
+
+    async def _owner_of(self, number: str) -> Tenant | None:
+        """The tenant owning a forwarding number; remembered a few seconds (the hot path)."""
+        hit, tenant = self._owners.get(number)
+        if not hit:
+            tenant = await self._repository.tenant_owning(number)
+            self._owners.put(number, tenant)
         return tenant
 
     async def _refuse_taken_numbers(self, tenant: Tenant) -> None:

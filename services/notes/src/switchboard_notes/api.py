@@ -2,38 +2,41 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Request, Response, status
+from fastapi import Depends, Query, Request, Response, status
+from pydantic import AfterValidator
 
-from switchboard_platform.auth import Principal, Role, require_roles
+from switchboard_platform.auth import ClientUser, OperatorUser, Principal
+from switchboard_platform.cursors import CursorCodec, time_and_id, time_and_id_position
+from switchboard_platform.http import api_router
+from switchboard_platform.inputs import Moment, clean_line
 
 from .domain import NoteFilter
-from .schemas import (
-    AgentRatingsPublic,
-    NotePage,
-    NotePublic,
-    RatingCreate,
-    RatingPublic,
-    decode_cursor,
-    encode_cursor,
-)
+from .schemas import AgentRatingsPublic, NotePage, NotePublic, RatingCreate, RatingPublic
 from .service import NotesService
 
-router = APIRouter(prefix="/v1", tags=["notes"])
+router = api_router("/v1", tags=["notes"])
 
-Client = Annotated[Principal, Depends(require_roles(Role.CLIENT))]
-Operator = Annotated[Principal, Depends(require_roles(Role.OPERATOR))]
+Client = ClientUser
+Operator = OperatorUser
+SearchText = Annotated[str, AfterValidator(clean_line)]
 
 
-def get_service(request: Request) -> NotesService:
+async def get_service(request: Request) -> NotesService:
     """The service object created at start-up."""
     service: NotesService = request.app.state.notes_service
     return service
 
 
+async def get_cursors(request: Request) -> CursorCodec:
+    """The signer of this listing's page cursors."""
+    cursors: CursorCodec = request.app.state.note_cursors
+    return cursors
+
+
 Service = Annotated[NotesService, Depends(get_service)]
+Cursors = Annotated[CursorCodec, Depends(get_cursors)]
 
 
 def _tenant(principal: Principal) -> str:
@@ -45,26 +48,32 @@ def _tenant(principal: Principal) -> str:
 async def list_notes(
     principal: Client,
     service: Service,
+    cursors: Cursors,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
-    started_from: Annotated[datetime | None, Query(alias="from")] = None,
-    started_to: Annotated[datetime | None, Query(alias="to")] = None,
-    contact_person: Annotated[str | None, Query(max_length=200)] = None,
-    q: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    started_from: Annotated[Moment | None, Query(alias="from")] = None,
+    started_to: Annotated[Moment | None, Query(alias="to")] = None,
+    contact_person: Annotated[SearchText | None, Query(max_length=200)] = None,
+    q: Annotated[SearchText | None, Query(min_length=1, max_length=200)] = None,
 ) -> NotePage:
-    """Page through the caller's tenant's notes, filtered by time, contact person and text."""
+    """Page through the caller's tenant's notes, filtered by time, contact person and text.
+
+    `next_cursor` is signed for this tenant: pass it back unchanged for the next page.
+    """
+    tenant = _tenant(principal)
     query = NoteFilter(
-        tenant_id=_tenant(principal),
+        tenant_id=tenant,
         started_from=started_from,
         started_to=started_to,
         contact_person=contact_person,
         text=q,
         limit=limit,
-        after=decode_cursor(cursor),
+        after=time_and_id(cursors.decode(tenant, cursor)),
     )
     docs, position = await service.list_notes(query)
     items = [NotePublic.from_document(d) for d in docs]
-    return NotePage(items=items, next_cursor=encode_cursor(position))
+    after = time_and_id_position(*position) if position is not None else None
+    return NotePage(items=items, next_cursor=cursors.encode(tenant, after))
 
 
 @router.get("/notes/{note_id}", response_model=NotePublic, summary="One note")

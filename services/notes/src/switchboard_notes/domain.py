@@ -95,7 +95,10 @@ class Deletion:
 
 @dataclass(frozen=True, slots=True)
 class Rating:
-    """A client's feedback on one note; the latest rating of a note replaces the earlier one."""
+    """A client's feedback on one note; the latest rating of a note replaces the earlier one.
+
+    It is kept inside the note, so it shares the note's data category and retention.
+    """
 
     note_id: str
     call_id: str
@@ -105,8 +108,6 @@ class Rating:
     comment: str | None
     rated_by: str
     rated_at: datetime
-    note_started_at: datetime
-    category: DataCategory = DataCategory.CALL_DATA
 
     def __post_init__(self) -> None:
         if not 1 <= self.score <= 5:

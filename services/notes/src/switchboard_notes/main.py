@@ -10,7 +10,7 @@ from switchboard_platform.runtime import ServiceRuntime
 from . import api
 from .config import NotesSettings
 from .handlers import register_handlers
-from .repository import INDEXES, NOTES, RATINGS, NotesRepository
+from .repository import INDEXES, NOTES, NotesRepository
 from .service import NotesService
 
 
@@ -21,7 +21,7 @@ def create_app(settings: NotesSettings | None = None) -> FastAPI:
         "notes",
         settings,
         indexes=INDEXES,
-        outbox_collections=(NOTES, RATINGS),
+        outbox_collections=(NOTES,),
         publishes=(NoteCreated, NoteDeleted, NoteRated),
     )
     app: FastAPI
@@ -33,6 +33,7 @@ def create_app(settings: NotesSettings | None = None) -> FastAPI:
     async def on_startup(rt: ServiceRuntime) -> None:
         repository = NotesRepository(rt.db)
         app.state.notes_service = NotesService(repository, events_written=rt.notify_outbox)
+        app.state.note_cursors = rt.cursors("notes")
 
     register_handlers(runtime, service)
     app = runtime.create_app(

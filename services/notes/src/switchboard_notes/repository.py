@@ -1,4 +1,9 @@
-"""The notes and ratings collections: indexes and queries (motor)."""
+"""The notes collection: indexes and queries (PyMongo async), every read scoped to a tenant.
+
+A note's rating lives inside the note document, so deleting a note (which forgets the
+rating's comment) and rating a note (which must not land on a deleted one) are each one
+single-document write (docs/decisions/0006).
+"""
 
 from __future__ import annotations
 
@@ -11,17 +16,24 @@ from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from switchboard_contracts import Event
-from switchboard_platform.mongo import Document, MongoDatabase
-from switchboard_platform.outbox import outbox_fields_excluded, outbox_update, with_outbox
+from switchboard_platform.mongo import Document, MongoDatabase, as_utc
+from switchboard_platform.outbox import (
+    merge_updates,
+    outbox_fields_excluded,
+    outbox_update,
+    with_outbox,
+)
+from switchboard_platform.tenancy import one_of_tenant, only_tenant, scoped
 
 from .domain import PERSONAL_FIELDS, AgentRatings, Deletion, Note, NoteFilter, Rating
 
+SERVICE = "notes"
 NOTES = "notes"
-RATINGS = "ratings"
 RECENT_COMMENTS = 5
 # A live note has no `deleted_at` (rather than a null one: nx-27017 mis-evaluates a null
 # match combined with `$or`, and "missing" reads the same on MongoDB).
 LIVE = {"$exists": False}
+SEARCHED = ("caller.name", "caller.company", "caller.phone", "concern")
 
 INDEXES: dict[str, Sequence[IndexModel]] = {
     NOTES: [
@@ -32,10 +44,11 @@ INDEXES: dict[str, Sequence[IndexModel]] = {
             [("tenant_id", ASCENDING), ("started_at", DESCENDING)], name="tenant_newest_first"
         ),
         IndexModel([("category", ASCENDING), ("retention_from", ASCENDING)], name="retention"),
-    ],
-    RATINGS: [
-        IndexModel([("agent_id", ASCENDING), ("rated_at", DESCENDING)], name="agent_recent"),
-        IndexModel([("category", ASCENDING), ("retention_from", ASCENDING)], name="retention"),
+        IndexModel(
+            [("agent_id", ASCENDING), ("rating.rated_at", DESCENDING)],
+            name="agent_ratings",
+            sparse=True,
+        ),
     ],
 }
 
@@ -60,12 +73,15 @@ def _note_document(note: Note) -> Document:
     }
 
 
+def _guarded(doc: Document | None, tenant_id: str) -> Document | None:
+    return one_of_tenant(doc, tenant_id, service=SERVICE, collection=NOTES)
+
+
 class NotesRepository:
-    """Stores notes (with their outbox) and ratings; every query is scoped to a tenant."""
+    """Stores notes with their ratings and outbox; every tenant query is scoped and guarded."""
 
     def __init__(self, db: MongoDatabase) -> None:
         self._notes = db[NOTES]
-        self._ratings = db[RATINGS]
 
     async def insert_new(self, note: Note, events: Sequence[Event[Any]]) -> bool:
         """Store a note with its events; False if the call already has one (or a tombstone)."""
@@ -77,106 +93,98 @@ class NotesRepository:
 
     async def get(self, tenant_id: str, note_id: str) -> Document | None:
         """The live note `note_id` of `tenant_id`, or None."""
-        return await self._notes.find_one(
-            {"_id": note_id, "tenant_id": tenant_id, "deleted_at": LIVE}, outbox_fields_excluded()
+        doc = await self._notes.find_one(
+            scoped(tenant_id, {"_id": note_id}, {"deleted_at": LIVE}), outbox_fields_excluded()
         )
+        return _guarded(doc, tenant_id)
 
     async def page(self, query: NoteFilter) -> list[Document]:
         """Up to `query.limit` live notes, newest call first, after the cursor position."""
-        selector: Document = {"tenant_id": query.tenant_id, "deleted_at": LIVE}
+        clauses: list[Document] = [{"deleted_at": LIVE}]
         started: Document = {}
         if query.started_from is not None:
             started["$gte"] = query.started_from
         if query.started_to is not None:
             started["$lt"] = query.started_to
         if started:
-            selector["started_at"] = started
+            clauses.append({"started_at": started})
         if query.contact_person:
             pattern = f"^{re.escape(query.contact_person)}$"
-            selector["contact_person"] = {"$regex": pattern, "$options": "i"}
-        alternatives: list[list[Document]] = []
+            clauses.append({"contact_person": {"$regex": pattern, "$options": "i"}})
         if query.text:
             pattern = re.escape(query.text)
-            alternatives.append(
-                [
-                    {field: {"$regex": pattern, "$options": "i"}}
-                    for field in ("caller.name", "caller.company", "caller.phone", "concern")
-                ]
-            )
+            clauses.append({"$or": [{f: {"$regex": pattern, "$options": "i"}} for f in SEARCHED]})
         if query.after is not None:
             after_started, after_id = query.after
-            alternatives.append(
-                [
-                    {"started_at": {"$lt": after_started}},
-                    {"started_at": after_started, "_id": {"$lt": after_id}},
-                ]
+            clauses.append(
+                {
+                    "$or": [
+                        {"started_at": {"$lt": after_started}},
+                        {"$and": [{"started_at": after_started}, {"_id": {"$lt": after_id}}]},
+                    ]
+                }
             )
-        if len(alternatives) == 1:
-            selector["$or"] = alternatives[0]
-        elif alternatives:
-            selector["$and"] = [{"$or": a} for a in alternatives]
         cursor = (
-            self._notes.find(selector, outbox_fields_excluded())
+            self._notes.find(scoped(query.tenant_id, *clauses), outbox_fields_excluded())
             .sort([("started_at", DESCENDING), ("_id", DESCENDING)])
             .limit(query.limit)
         )
-        return [doc async for doc in cursor]
+        docs = [doc async for doc in cursor]
+        return only_tenant(docs, query.tenant_id, service=SERVICE, collection=NOTES)
 
     async def mark_deleted(
         self, deletion: Deletion, events: Sequence[Event[Any]]
     ) -> Document | None:
-        """Turn a live note into a tombstone without personal data; None if there is none."""
-        update: Document = {
-            "$set": {
-                "deleted_at": deletion.deleted_at,
-                "deleted_by": deletion.deleted_by,
-                "deletion_reason": str(deletion.reason),
+        """Turn a live note into a tombstone without personal data; None if there is none.
+
+        One write: the personal fields, the rating's comment and the `note.deleted` event.
+        """
+        update = merge_updates(
+            {
+                "$set": {
+                    "deleted_at": deletion.deleted_at,
+                    "deleted_by": deletion.deleted_by,
+                    "deletion_reason": str(deletion.reason),
+                },
+                "$unset": {**dict.fromkeys(PERSONAL_FIELDS, ""), "rating.comment": ""},
             },
-            "$unset": dict.fromkeys(PERSONAL_FIELDS, ""),
-            **outbox_update(events),
-        }
-        return await self._notes.find_one_and_update(
-            {"_id": deletion.note_id, "tenant_id": deletion.tenant_id, "deleted_at": LIVE},
+            outbox_update(events),
+        )
+        doc = await self._notes.find_one_and_update(
+            scoped(deletion.tenant_id, {"_id": deletion.note_id}, {"deleted_at": LIVE}),
             update,
-            projection={"_id": 1, "call_id": 1},
+            projection={"_id": 1, "call_id": 1, "tenant_id": 1},
             return_document=ReturnDocument.BEFORE,
         )
+        return _guarded(doc, deletion.tenant_id)
 
-    async def forget_rating_comment(self, note_id: str) -> None:
-        """A deleted note's rating keeps its score for statistics but loses its free text."""
-        await self._ratings.update_one({"_id": note_id}, {"$unset": {"comment": ""}})
-
-    async def save_rating(self, rating: Rating, events: Sequence[Event[Any]]) -> None:
-        """Store (or replace) the rating of a note, with its events."""
+    async def save_rating(self, rating: Rating, events: Sequence[Event[Any]]) -> bool:
+        """Store (or replace) the rating of a live note, with its events; False if none."""
         fields = {
-            "tenant_id": rating.tenant_id,
-            "call_id": rating.call_id,
-            "agent_id": rating.agent_id,
             "score": rating.score,
             "comment": rating.comment,
             "rated_by": rating.rated_by,
             "rated_at": rating.rated_at,
-            "category": rating.category,
-            "retention_from": rating.note_started_at,
         }
-        try:
-            await self._ratings.insert_one(with_outbox({"_id": rating.note_id, **fields}, events))
-        except DuplicateKeyError:
-            await self._ratings.update_one(
-                {"_id": rating.note_id}, {"$set": fields, **outbox_update(events)}
-            )
+        result = await self._notes.update_one(
+            scoped(rating.tenant_id, {"_id": rating.note_id}, {"deleted_at": LIVE}),
+            merge_updates({"$set": {"rating": fields}}, outbox_update(events)),
+        )
+        return result.matched_count == 1
 
     async def agent_ratings(self, agent_id: str | None = None) -> list[AgentRatings]:
         """Count, average score and recent comments per agent, across tenants."""
-        match: Document = {"agent_id": agent_id} if agent_id else {}
-        stats = self._ratings.aggregate(
+        match: Document = {"rating.score": {"$exists": True}}
+        if agent_id:
+            match = {"$and": [{"agent_id": agent_id}, match]}
+        stats = await self._notes.aggregate(
             [
                 {"$match": match},
                 {
                     "$group": {
                         "_id": "$agent_id",
                         "count": {"$sum": 1},
-                        "average": {"$avg": "$score"},
+                        "average": {"$avg": "$rating.score"},
                     }
                 },
                 {"$sort": {"_id": 1}},
@@ -196,21 +204,29 @@ class NotesRepository:
 
     async def _recent_comments(self, agent_id: str) -> list[Document]:
         cursor = (
-            self._ratings.find(
-                {"agent_id": agent_id, "comment": {"$ne": None}},
-                {"tenant_id": 1, "score": 1, "comment": 1, "rated_at": 1},
+            self._notes.find(
+                {"$and": [{"agent_id": agent_id}, {"rating.comment": {"$type": "string"}}]},
+                {"tenant_id": 1, "rating": 1},
             )
-            .sort("rated_at", DESCENDING)
+            .sort("rating.rated_at", DESCENDING)
             .limit(RECENT_COMMENTS)
         )
-        # checked here as well: nx-27017 lets `$ne: None` match a missing comment
-        return [
-            {"note_id": doc.pop("_id"), **doc}
-            async for doc in cursor
-            if isinstance(doc.get("comment"), str)
-        ]
+        comments = []
+        async for doc in cursor:
+            rating = doc.get("rating") or {}
+            if isinstance(rating.get("comment"), str):  # checked here too (nx-27017)
+                comments.append(
+                    {
+                        "note_id": doc["_id"],
+                        "tenant_id": doc["tenant_id"],
+                        "score": rating["score"],
+                        "comment": rating["comment"],
+                        "rated_at": as_utc(rating["rated_at"]),
+                    }
+                )
+        return comments
 
     @staticmethod
     def cursor_position(doc: Document) -> tuple[datetime, str]:
         """Where the next page starts after `doc`."""
-        return doc["started_at"], doc["_id"]
+        return as_utc(doc["started_at"]), doc["_id"]

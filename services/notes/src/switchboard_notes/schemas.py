@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from datetime import datetime
-from typing import Any
+from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from switchboard_contracts.calls import RecordingRef
 from switchboard_contracts.common import Caller
-from switchboard_platform.errors import Unprocessable
-from switchboard_platform.mongo import Document
+from switchboard_platform.inputs import FreeText
+from switchboard_platform.mongo import Document, as_utc
+
+UtcTime = Annotated[datetime, AfterValidator(as_utc)]
+"""A stored time, answered with its UTC offset whatever the server kept."""
 
 
 class NotePublic(BaseModel):
@@ -26,12 +26,12 @@ class NotePublic(BaseModel):
     caller: Caller
     concern: str
     contact_person: str | None = None
-    started_at: datetime
+    started_at: UtcTime
     duration_seconds: int | None = None
     forwarded_from: str | None = None
     dialed_number: str | None = None
     recording: RecordingRef | None = None
-    created_at: datetime
+    created_at: UtcTime
 
     @classmethod
     def from_document(cls, doc: Document) -> NotePublic:
@@ -50,7 +50,7 @@ class RatingCreate(BaseModel):
     """The client's feedback on a note."""
 
     score: int = Field(ge=1, le=5, description="1 (poor) to 5 (excellent)")
-    comment: str | None = Field(default=None, max_length=2000)
+    comment: FreeText | None = Field(default=None, max_length=2000)
 
 
 class RatingPublic(BaseModel):
@@ -59,7 +59,7 @@ class RatingPublic(BaseModel):
     note_id: str
     score: int
     comment: str | None
-    rated_at: datetime
+    rated_at: UtcTime
 
 
 class RecentComment(BaseModel):
@@ -69,7 +69,7 @@ class RecentComment(BaseModel):
     tenant_id: str
     score: int
     comment: str
-    rated_at: datetime
+    rated_at: UtcTime
 
 
 class AgentRatingsPublic(BaseModel):
@@ -79,23 +79,3 @@ class AgentRatingsPublic(BaseModel):
     count: int
     average: float
     recent_comments: list[RecentComment]
-
-
-def encode_cursor(position: tuple[datetime, str] | None) -> str | None:
-    """Opaque cursor for the position after a page."""
-    if position is None:
-        return None
-    raw = json.dumps([position[0].isoformat(), position[1]]).encode()
-    return base64.urlsafe_b64encode(raw).decode()
-
-
-def decode_cursor(cursor: str | None) -> tuple[datetime, str] | None:
-    """The position a cursor stands for; 422 naming `cursor` when it is not one of ours."""
-    if cursor is None:
-        return None
-    try:
-        started, note_id = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        parsed: Any = (datetime.fromisoformat(started), str(note_id))
-    except (ValueError, TypeError, binascii.Error) as exc:
-        raise Unprocessable("invalid cursor", field="query.cursor") from exc
-    return parsed  # type: ignore[no-any-return]

@@ -97,7 +97,6 @@ class NotesService:
         event = make_event(payload, tenant_id=tenant_id, source=SOURCE, subject=note_id)
         if await self._repo.mark_deleted(deletion, [event]) is None:
             raise NotFound("note not found")
-        await self._repo.forget_rating_comment(note_id)
         self._events_written()
 
     async def rate(
@@ -114,7 +113,6 @@ class NotesService:
             comment=comment,
             rated_by=rated_by,
             rated_at=self._clock(),
-            note_started_at=note["started_at"],
         )
         payload = NoteRated(
             note_id=note_id,
@@ -127,7 +125,8 @@ class NotesService:
             rated_by=rated_by,
         )
         event = make_event(payload, tenant_id=tenant_id, source=SOURCE, subject=note_id)
-        await self._repo.save_rating(rating, [event])
+        if not await self._repo.save_rating(rating, [event]):
+            raise NotFound("note not found")  # deleted meanwhile
         self._events_written()
         return rating
 

@@ -83,6 +83,7 @@ def service_child(service: Service, endpoints: Endpoints, env: Mapping[str, str]
             "PYTHONUNBUFFERED": "1",
         }
     )
+    child_env.setdefault("SWITCHBOARD_ENV", "dev")  # services default to production (fail closed)
     child_env.setdefault("SWITCHBOARD_JWT_SECRET", DEV_JWT_SECRET)
     child_env.setdefault("KAFKA_FETCH_MAX_WAIT_MS", FETCH_MAX_WAIT_MS)
     child_env.setdefault("KAFKA_SESSION_TIMEOUT_MS", "6000")

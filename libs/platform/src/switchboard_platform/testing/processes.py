@@ -46,7 +46,7 @@ class ServiceProcess:
             "KAFKA_REBALANCE_TIMEOUT_MS": "10000",
             # static membership: a restarted process takes its old place in the group at once
             "KAFKA_GROUP_INSTANCE_ID": f"{name}-0",
-            "OUTBOX_POLL_INTERVAL_S": "0.2",
+            "OUTBOX_POLL_INTERVAL_S": "0.05",
             f"{prefix}_HOST": "127.0.0.1",
             f"{prefix}_PORT": str(self.port),
             **({f"{prefix}_MONGODB_DATABASE": database} if database else {}),

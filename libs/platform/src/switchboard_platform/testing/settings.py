@@ -12,8 +12,11 @@ S = TypeVar("S", bound=ServiceSettings)
 FAST = {
     "kafka_fetch_max_wait_ms": 20,  # Tansu answers a fetch only when the wait expires
     "kafka_session_timeout_ms": 6_000,  # a group join waits half of it; 6 s is Kafka's minimum
-    "outbox_poll_interval_s": 0.2,
+    "outbox_poll_interval_s": 0.05,
+    "outbox_lease_s": 3.0,
+    "kafka_commit_interval_ms": 20,
     "environment": "test",
+    "tracing": "on",  # as in production, where an OTLP endpoint is set
 }
 
 

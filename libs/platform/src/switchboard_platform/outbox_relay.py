@@ -1,0 +1,287 @@
+"""The outbox relay: one replica at a time publishes a service's pending events, in order.
+
+Every replica runs a relay; a lease in the service's database (`_outbox_lease`) lets one
+publish while the others stand by, so per-tenant order holds however many replicas run
+(docs/decisions/0009). The holder renews the lease every third of `OUTBOX_LEASE_S`; a
+killed holder's lease runs out and a standby takes over. The holder wakes at once on its
+own process's writes and polls (`OUTBOX_POLL_INTERVAL_S`) for the other replicas' writes.
+
+A batch that fails for a transient reason (broker down) is retried with backoff and the
+relay reports itself unhealthy. The publish timeout must exceed the producer's request
+timeout, so every send has failed or succeeded before the batch is tried again (an
+abandoned send would still go out later, and pile up behind the retries).
+
+A batch that fails for a permanent reason (an oversized or malformed entry) is retried
+entry by entry: the other tenants' events go on, the failing
+entry's tenant waits, and after `PARK_AFTER` failures the entry is parked (kept in
+`_outbox_parked` for an operator, counted in `/metrics`) so its tenant goes on too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from aiokafka.errors import KafkaError
+from faststream.kafka import KafkaBroker
+from opentelemetry import context as otel_context
+from opentelemetry import propagate
+from pymongo.errors import DuplicateKeyError
+
+from .metrics import (
+    OUTBOX_OLDEST_AGE,
+    OUTBOX_PARKED,
+    OUTBOX_PENDING,
+    OUTBOX_PUBLISH_FAILURES,
+    OUTBOX_PUBLISHED,
+    OUTBOX_RELAY_ACTIVE,
+)
+from .mongo import Document, MongoDatabase
+from .outbox import OutboxStore, PendingBatch, PendingEntry, seq_time
+
+log = logging.getLogger(__name__)
+
+LEASES = "_outbox_lease"
+PARK_AFTER = 3
+
+
+class RelayLease:
+    """A time-limited claim on publishing a service's outbox, held by one process."""
+
+    def __init__(self, db: MongoDatabase, ttl_s: float, *, owner: str | None = None) -> None:
+        self._leases = db[LEASES]
+        self.ttl_s = ttl_s
+        self.owner = owner or uuid.uuid4().hex
+        self._valid_until = 0.0  # monotonic
+        self._renewed_at = 0.0
+
+    @property
+    def held(self) -> bool:
+        """Whether this process may publish now (with a margin for clock and pauses)."""
+        return time.monotonic() < self._valid_until - self.ttl_s * 0.2
+
+    @property
+    def renewal_due(self) -> bool:
+        """Whether a third of the lease has passed since it was last taken or renewed."""
+        return time.monotonic() - self._renewed_at >= self.ttl_s / 3
+
+    async def acquire(self) -> bool:
+        """Take or renew the lease if it is free, expired or ours; True if held now."""
+        started = time.monotonic()
+        now = time.time()
+        claim = {"$set": {"owner": self.owner, "expires_at": now + self.ttl_s}}
+        held = await self._leases.update_one({"_id": "relay", "owner": self.owner}, claim)
+        if held.matched_count == 0:
+            expired = {"_id": "relay", "expires_at": {"$lt": now}}
+            held = await self._leases.update_one(expired, claim)
+        if held.matched_count == 0:
+            try:
+                await self._leases.insert_one(
+                    {"_id": "relay", "owner": self.owner, "expires_at": now + self.ttl_s}
+                )
+            except DuplicateKeyError:
+                self._valid_until = 0.0
+                return False
+        self._valid_until = started + self.ttl_s
+        self._renewed_at = started
+        return True
+
+    async def release(self) -> None:
+        """Give the lease up at once, so a standby takes over without waiting for it to expire."""
+        self._valid_until = 0.0
+        await self._leases.delete_one({"_id": "relay", "owner": self.owner})
+
+
+def _is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, KafkaError):
+        return bool(getattr(exc, "retriable", False))
+    return isinstance(exc, TimeoutError | ConnectionError | OSError)
+
+
+class OutboxRelay:
+    """Publishes the pending events of the given collections, oldest first, then clears them."""
+
+    def __init__(
+        self,
+        db: MongoDatabase,
+        collections: Iterable[str],
+        service: str,
+        broker: KafkaBroker,
+        *,
+        poll_interval_s: float = 0.1,
+        batch_size: int = 500,
+        publish_timeout_s: float = 20.0,
+        lease_s: float = 10.0,
+        lease: RelayLease | None = None,
+    ) -> None:
+        self._store = OutboxStore(db, collections)
+        self._service = service
+        self._broker = broker
+        self._poll_interval_s = poll_interval_s
+        self._batch_size = batch_size
+        self._publish_timeout_s = publish_timeout_s
+        self.lease = lease or RelayLease(db, lease_s)
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._failures: dict[str, int] = {}
+        self.healthy = True
+        self.pending = 0
+        self.parked = 0
+
+    def notify(self) -> None:
+        """Wake the relay now: a use case has just written events."""
+        self._wake.set()
+
+    def start(self) -> None:
+        """Run the relay loop in the background."""
+        self._task = asyncio.create_task(self._run(), name="outbox-relay")
+
+    async def stop(self, *, flush_timeout_s: float = 10.0) -> None:
+        """Publish what is pending (bounded by `flush_timeout_s`), stop, hand the lease on."""
+        self._stopping = True
+        self._wake.set()
+        task, self._task = self._task, None
+        if task is not None and not task.done():
+            try:
+                await asyncio.wait_for(task, flush_timeout_s)
+            except TimeoutError:
+                log.warning("outbox relay did not flush in time; pending events stay stored")
+        with contextlib.suppress(Exception):
+            await self.lease.release()
+        OUTBOX_RELAY_ACTIVE.labels(service=self._service).set(0)
+
+    def info(self) -> dict[str, Any]:
+        """What `/readyz` shows of the relay."""
+        return {"active": self.lease.held, "pending": self.pending, "parked": self.parked}
+
+    async def _run(self) -> None:
+        backoff = 0.1
+        with contextlib.suppress(Exception):
+            self.parked = await self._store.parked_count()
+        while True:
+            try:
+                if self.lease.renewal_due or not self.lease.held:
+                    await self.lease.acquire()
+                OUTBOX_RELAY_ACTIVE.labels(service=self._service).set(int(self.lease.held))
+                if not self.lease.held:
+                    self.healthy = True  # a standby is healthy
+                    if self._stopping:
+                        return
+                    await self._sleep(self.lease.ttl_s / 3)
+                    continue
+                # clear before draining: a write notified during the drain wakes the next pass
+                self._wake.clear()
+                published, more = await self.drain_once()
+                self.healthy = True
+                backoff = 0.1
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # any broker or database failure: back off, keep the events
+                self.healthy = False
+                OUTBOX_PUBLISH_FAILURES.labels(service=self._service).inc()
+                log.warning("outbox relay failed; retrying in %.1fs", backoff, exc_info=True)
+                # stopping: keep trying until stop()'s flush deadline ends the task
+                await asyncio.sleep(min(backoff, 0.5) if self._stopping else backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            if self._stopping and published == 0:
+                return
+            if more and published > 0:
+                continue
+            await self._sleep(self._poll_interval_s)
+
+    async def _sleep(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), seconds)
+
+    async def drain_once(self) -> tuple[int, bool]:
+        """Publish one batch of pending events; return how many, and whether more wait."""
+        batch = await self._store.pending(self._batch_size)
+        unread = await self._store.pending_documents() - len(batch.last_seen) if batch.more else 0
+        self._observe(batch, unread)
+        if not batch.entries:
+            return 0, False
+        try:
+            async with asyncio.timeout(self._publish_timeout_s):
+                await self._publish_all(batch.entries)
+            published = batch.entries
+        except Exception as exc:
+            if _is_transient(exc):
+                raise
+            log.warning(
+                "outbox batch failed for a permanent reason; publishing entry by entry",
+                extra={"error_kind": type(exc).__name__},
+            )
+            published = await self._publish_each(batch.entries)
+        await self._store.clear(batch, published)
+        for p in published:
+            self._failures.pop(p.id, None)
+            OUTBOX_PUBLISHED.labels(service=self._service, topic=p.entry.get("topic")).inc()
+        return len(published), batch.more
+
+    def _observe(self, batch: PendingBatch, unread_documents: int) -> None:
+        # not capped by the batch: each document not read holds one event or more
+        self.pending = len(batch.entries) + max(0, unread_documents)
+        OUTBOX_PENDING.labels(service=self._service).set(self.pending)
+        oldest = seq_time(batch.entries[0].seq) if batch.entries else None
+        age = (datetime.now(UTC) - oldest).total_seconds() if oldest else 0.0
+        OUTBOX_OLDEST_AGE.labels(service=self._service).set(max(0.0, age))
+
+    async def _publish_all(self, entries: list[PendingEntry]) -> None:
+        futures = [await self._publish(p.entry) for p in entries]
+        await asyncio.gather(*futures)
+
+    async def _publish_each(self, entries: list[PendingEntry]) -> list[PendingEntry]:
+        """Publish one at a time; a failing entry holds back its key's later entries only."""
+        published: list[PendingEntry] = []
+        blocked: set[str] = set()
+        for p in entries:
+            key = str(p.entry.get("key"))
+            if key in blocked:
+                continue
+            try:
+                async with asyncio.timeout(self._publish_timeout_s):
+                    await (await self._publish(p.entry))
+            except Exception as exc:
+                if _is_transient(exc):
+                    break  # the broker went away: retry the rest later, in order
+                blocked.add(key)
+                await self._failed(p, exc)
+                continue
+            published.append(p)
+        return published
+
+    async def _failed(self, entry: PendingEntry, exc: Exception) -> None:
+        count = self._failures[entry.id] = self._failures.get(entry.id, 0) + 1
+        if count < PARK_AFTER:
+            return
+        reason = f"{type(exc).__module__}.{type(exc).__qualname__}"
+        await self._store.park(entry, reason, self._service)
+        self._failures.pop(entry.id, None)
+        self.parked += 1
+        topic = str(entry.entry.get("topic", "unknown"))
+        OUTBOX_PARKED.labels(service=self._service, topic=topic).inc()
+        log.error(
+            "outbox entry parked after repeated permanent failures",
+            extra={"event_id": entry.id, "topic": topic, "error_kind": reason},
+        )
+
+    async def _publish(self, entry: Document) -> asyncio.Future[Any]:
+        token = otel_context.attach(propagate.extract(entry.get("trace") or {}))
+        try:
+            return await self._broker.publish(
+                bytes(entry["value"]),
+                entry["topic"],
+                key=entry["key"].encode(),
+                headers=dict(entry["headers"]),
+                no_confirm=True,
+            )
+        finally:
+            otel_context.detach(token)

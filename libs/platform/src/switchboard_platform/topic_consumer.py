@@ -1,0 +1,290 @@
+"""One topic's consumer in one process: partitions handled concurrently, each in order.
+
+A single aiokafka consumer (one group member, one static `group.instance.id` per replica
+and topic) fetches; each partition gets its own queue and worker, and at most
+`KAFKA_CONSUMER_WORKERS` records are handled at once. Order within a partition — so within
+a tenant, the partition key — is kept: a partition's next record starts only after the
+previous one is handled (or dead-lettered).
+
+Offsets are committed explicitly and only for handled records, every
+`KAFKA_COMMIT_INTERVAL_MS` (all partitions in one request), when partitions are revoked in
+a rebalance, and on shutdown. A crash therefore redelivers at most one interval's worth of
+handled records, which idempotent handlers absorb (docs/decisions/0008).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.abc import ConsumerRebalanceListener
+from aiokafka.errors import KafkaError
+
+from .consumer import EventPipeline, RawRecord
+from .kafka import client_security
+from .metrics import CONSUMER_COMMITS, CONSUMER_EVENT_TIME, CONSUMER_LAG
+from .settings import ServiceSettings
+
+log = logging.getLogger(__name__)
+
+MAX_QUEUED_PER_PARTITION = 500
+"""Fetched records waiting per partition before the partition is paused (backpressure)."""
+FETCH_MAX_RECORDS = 500
+REVOKE_WAIT_S = 10.0
+
+
+@dataclass
+class _Partition:
+    """What this process holds of one assigned partition."""
+
+    tp: TopicPartition
+    queue: deque[ConsumerRecord[bytes, bytes]] = field(default_factory=deque)
+    next_offset: int | None = None  # after the last record queued: older ones are repeats
+    handled: int | None = None  # after the last record handled: what may be committed
+    committed: int | None = None
+    worker: asyncio.Task[None] | None = None
+    paused: bool = False
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, owner: TopicConsumer) -> None:
+        self._owner = owner
+
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        await self._owner.release(list(revoked))
+
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        log.info(
+            "partitions assigned",
+            extra={
+                "topic": self._owner.topic,
+                "partitions": sorted(tp.partition for tp in assigned),
+            },
+        )
+
+
+class TopicConsumer:
+    """Feeds one topic's records to one pipeline, partitions in parallel, commits coalesced."""
+
+    def __init__(
+        self,
+        pipeline: EventPipeline[Any],
+        *,
+        group_id: str,
+        settings: ServiceSettings,
+        client_id: str,
+    ) -> None:
+        self.topic = pipeline.topic
+        self.group_id = group_id
+        self._pipeline = pipeline
+        self._settings = settings
+        self._client_id = client_id
+        self._slots = asyncio.Semaphore(settings.kafka_consumer_workers)
+        self._partitions: dict[TopicPartition, _Partition] = {}
+        self._consumer: AIOKafkaConsumer | None = None
+        self._fetcher: asyncio.Task[None] | None = None
+        self._committer: asyncio.Task[None] | None = None
+        self._stopping = False
+        self._commit_lock = asyncio.Lock()
+
+    def _instance_id(self) -> str | None:
+        base = self._settings.kafka_group_instance_id
+        return f"{base}-{self.topic}" if base else None
+
+    async def start(self) -> None:
+        """Join the group and start fetching in the background."""
+        settings = self._settings
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            client_id=self._client_id,
+            group_id=self.group_id,
+            group_instance_id=self._instance_id(),
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+            session_timeout_ms=settings.kafka_session_timeout_ms,
+            heartbeat_interval_ms=max(settings.kafka_session_timeout_ms // 4, 500),
+            rebalance_timeout_ms=settings.kafka_rebalance_timeout_ms,
+            max_poll_interval_ms=max(300_000, settings.kafka_rebalance_timeout_ms),
+            **client_security(settings),
+        )
+        self._consumer.subscribe([self.topic], listener=_Rebalance(self))
+        await self._consumer.start()
+        self._fetcher = asyncio.create_task(self._fetch_loop(), name=f"fetch:{self.topic}")
+        if settings.kafka_commit_interval_ms > 0:
+            self._committer = asyncio.create_task(self._commit_loop(), name=f"commit:{self.topic}")
+
+    @property
+    def running(self) -> bool:
+        """Whether the fetch loop is alive."""
+        return self._fetcher is not None and not self._fetcher.done()
+
+    async def stop(self, *, timeout_s: float = 15.0) -> None:
+        """Stop fetching, let the records in hand finish (bounded), commit, leave."""
+        self._stopping = True
+        for task in (self._fetcher, self._committer):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        workers = [p.worker for p in self._partitions.values() if p.worker is not None]
+        for part in self._partitions.values():
+            part.queue.clear()  # what was fetched but not started comes again after a restart
+        if workers:
+            _, pending = await asyncio.wait(workers, timeout=timeout_s)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        await self.commit()
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
+
+    # fetching -----------------------------------------------------------------------------
+
+    async def _fetch_loop(self) -> None:
+        assert self._consumer is not None
+        consumer = self._consumer
+        while not self._stopping:
+            try:
+                batches = await consumer.getmany(timeout_ms=1000, max_records=FETCH_MAX_RECORDS)
+            except asyncio.CancelledError:
+                raise
+            except KafkaError:
+                log.warning("fetch failed; retrying", exc_info=True)
+                await asyncio.sleep(0.5)
+                continue
+            for tp, records in batches.items():
+                self._enqueue(tp, records)
+            self._update_lag()
+
+    def _enqueue(self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]) -> None:
+        part = self._partitions.get(tp)
+        if part is None:
+            part = self._partitions[tp] = _Partition(tp)
+        for record in records:
+            if part.next_offset is not None and record.offset < part.next_offset:
+                continue  # fetched again after a rebalance: queued or handled already
+            part.queue.append(record)
+            part.next_offset = record.offset + 1
+        if len(part.queue) >= MAX_QUEUED_PER_PARTITION and not part.paused:
+            assert self._consumer is not None
+            self._consumer.pause(tp)
+            part.paused = True
+        if part.queue and (part.worker is None or part.worker.done()):
+            part.worker = asyncio.create_task(self._work(part), name=f"work:{tp}")
+
+    async def _work(self, part: _Partition) -> None:
+        while part.queue:
+            record = part.queue[0]
+            async with self._slots:
+                await self._pipeline.process(_raw(record))
+            if part.queue and part.queue[0] is record:  # not dropped by a revocation meanwhile
+                part.queue.popleft()
+                part.handled = record.offset + 1
+                if record.timestamp is not None and record.timestamp > 0:
+                    CONSUMER_EVENT_TIME.labels(
+                        service=self._pipeline.service, topic=self.topic
+                    ).set(record.timestamp / 1000)
+            if self._settings.kafka_commit_interval_ms == 0:
+                await self.commit()
+            if part.paused and len(part.queue) <= MAX_QUEUED_PER_PARTITION // 2:
+                self._resume(part)
+
+    def _resume(self, part: _Partition) -> None:
+        if self._consumer is not None and part.tp in self._consumer.assignment():
+            self._consumer.resume(part.tp)
+        part.paused = False
+
+    def _update_lag(self) -> None:
+        if self._consumer is None:
+            return
+        for tp in self._consumer.assignment():
+            highwater = self._consumer.highwater(tp)
+            part = self._partitions.get(tp)
+            position = part.handled if part is not None else None
+            if highwater is None or position is None:
+                continue
+            CONSUMER_LAG.labels(
+                service=self._pipeline.service, topic=self.topic, partition=str(tp.partition)
+            ).set(max(0, highwater - position))
+
+    # committing ---------------------------------------------------------------------------
+
+    async def _commit_loop(self) -> None:
+        interval = self._settings.kafka_commit_interval_ms / 1000
+        while True:
+            await asyncio.sleep(interval)
+            await self.commit()
+
+    async def commit(self, partitions: Iterable[TopicPartition] | None = None) -> None:
+        """Commit the handled offsets not committed yet (of `partitions`, or all)."""
+        if self._consumer is None:
+            return
+        chosen = self._partitions.keys() if partitions is None else partitions
+        # never for a partition this process no longer owns: it could move the offset back
+        owned = set(self._consumer.assignment()) | set(partitions or ())
+        wanted = [self._partitions[tp] for tp in chosen if tp in self._partitions and tp in owned]
+        offsets = {
+            p.tp: p.handled for p in wanted if p.handled is not None and p.handled != p.committed
+        }
+        if not offsets:
+            return
+        async with self._commit_lock:
+            try:
+                await self._consumer.commit(offsets)
+            except KafkaError:  # a rebalance under way: the records come again, idempotently
+                log.warning("offset commit failed", exc_info=True)
+                return
+        for tp, offset in offsets.items():
+            self._partitions[tp].committed = offset
+        CONSUMER_COMMITS.labels(service=self._pipeline.service, topic=self.topic).inc()
+
+    async def release(self, revoked: list[TopicPartition]) -> None:
+        """Before a rebalance: drop what is queued, finish what is in hand, commit, forget."""
+        parts = [self._partitions[tp] for tp in revoked if tp in self._partitions]
+        started = time.monotonic()
+        for part in parts:
+            if part.queue:
+                in_hand = part.queue.popleft()
+                part.queue.clear()
+                part.queue.append(in_hand)  # the worker finishes this one, then stops
+        workers = [p.worker for p in parts if p.worker is not None and not p.worker.done()]
+        if workers:
+            _, pending = await asyncio.wait(workers, timeout=REVOKE_WAIT_S)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        await self.commit(revoked)
+        for part in parts:
+            part.queue.clear()
+            part.next_offset = part.handled  # a record fetched before the rebalance is stale
+            with contextlib.suppress(KeyError):
+                CONSUMER_LAG.remove(self._pipeline.service, self.topic, str(part.tp.partition))
+        log.info(
+            "partitions revoked",
+            extra={
+                "topic": self.topic,
+                "partitions": sorted(tp.partition for tp in revoked),
+                "wait_ms": round((time.monotonic() - started) * 1000),
+            },
+        )
+
+
+def _raw(record: ConsumerRecord[bytes, bytes]) -> RawRecord:
+    headers = tuple((k, bytes(v)) for k, v in (record.headers or ()))
+    return RawRecord(
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=record.key,
+        value=record.value,
+        headers=headers,
+    )

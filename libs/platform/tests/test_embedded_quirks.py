@@ -1,0 +1,69 @@
+"""Where the embedded MongoDB-compatible server (nx-27017) differs from MongoDB, shown.
+
+The code stays MongoDB-correct and uses forms that hold on both; each `xfail` here shows a
+difference on the embedded server and passes on real MongoDB (`SWITCHBOARD_TEST_SERVERS`).
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from switchboard_platform.mongo import (
+    MongoDatabase,
+    create_mongo_client,
+    delete_matching,
+    update_matching,
+)
+from switchboard_platform.testing.pytest_plugin import MODE_VARIABLE, ServerEndpoints
+
+EMBEDDED = os.environ.get(MODE_VARIABLE, "embedded") == "embedded"
+
+
+@pytest.fixture
+async def db(servers: ServerEndpoints) -> AsyncIterator[MongoDatabase]:
+    client = create_mongo_client(servers.mongodb_url, app_name="quirks")
+    yield client[f"quirks_{uuid.uuid4().hex[:8]}"]
+    await client.close()
+
+
+def _docs() -> list[dict[str, object]]:
+    return [{"_id": i, "phone": f"+4915100000{i}", "n": i} for i in range(4)]
+
+
+@pytest.mark.xfail(
+    EMBEDDED,
+    reason="nx-27017: a multi-document write filtered by $in on a field other than _id "
+    "acts on the wrong documents",
+    strict=True,
+)
+async def test_delete_many_with_in_on_a_field_deletes_exactly_the_matches(
+    db: MongoDatabase,
+) -> None:
+    await db.q.insert_many(_docs())
+    result = await db.q.delete_many({"phone": {"$in": ["+49151000002", "+49151000000"]}})
+    left = sorted([d["_id"] async for d in db.q.find({})])
+    assert (result.deleted_count, left) == (2, [1, 3])
+
+
+async def test_delete_matching_deletes_exactly_the_matches_on_every_server(
+    db: MongoDatabase,
+) -> None:
+    await db.q.insert_many(_docs())
+    deleted = await delete_matching(db.q, {"phone": {"$in": ["+49151000002", "+49151000000"]}})
+    left = sorted([d["_id"] async for d in db.q.find({})])
+    assert (deleted, left) == (2, [1, 3])
+
+
+async def test_update_matching_updates_exactly_the_matches_on_every_server(
+    db: MongoDatabase,
+) -> None:
+    await db.q.insert_many(_docs())
+    changed = await update_matching(
+        db.q, {"phone": {"$in": ["+49151000003", "+49151000001"]}}, {"$set": {"hit": True}}
+    )
+    hits = sorted([d["_id"] async for d in db.q.find({"hit": True})])
+    assert (changed, hits) == (2, [1, 3])

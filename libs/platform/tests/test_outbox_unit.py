@@ -1,0 +1,228 @@
+"""The outbox relay without servers (mongomock + a fake broker): each defect fails in seconds.
+
+Integration tests over the real broker and database are in `test_outbox.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
+
+from switchboard_contracts import Event, decode, make_event
+from switchboard_contracts.notes import NoteRated
+from switchboard_contracts.samples import sample_payload
+from switchboard_platform.outbox import (
+    LAST,
+    OUTBOX,
+    PARKED,
+    SINCE,
+    OutboxStore,
+    merge_updates,
+    outbox_update,
+    with_outbox,
+)
+from switchboard_platform.outbox_relay import PARK_AFTER, OutboxRelay, RelayLease
+from switchboard_platform.testing.fakes import FakeBroker, FakeDatabase
+
+
+def _rated(tenant: str, score: int = 3) -> Event[NoteRated]:
+    payload = sample_payload(NoteRated, tenant_id=tenant, score=score)
+    return make_event(payload, tenant_id=tenant, source="/test")
+
+
+def _relay(db: Any, broker: FakeBroker, collections: tuple[str, ...] = ("a",), **kw: Any) -> Any:
+    return OutboxRelay(db, collections, service="unit", broker=broker, **kw)  # type: ignore[arg-type]
+
+
+def _ids(broker: FakeBroker) -> list[str]:
+    return [decode(p.topic, p.value, p.headers).id for p in broker.published]
+
+
+async def _append(db: Any, doc_id: Any, *events: Event[Any], collection: str = "a") -> None:
+    await db[collection].update_one({"_id": doc_id}, outbox_update(list(events)))
+
+
+async def test_two_relays_draining_one_document_then_one_more_event_lose_nothing() -> None:
+    """The issue-7 defect: a second relay's clear must not hide an event appended later."""
+    db, broker = FakeDatabase(), FakeBroker()
+    first, later = _rated("t1", 1), _rated("t1", 2)
+    await db.a.insert_one(with_outbox({"_id": "note"}, [first]))
+    store_a, store_b = OutboxStore(db, ["a"]), OutboxStore(db, ["a"])  # type: ignore[arg-type]
+    batch_a, batch_b = await store_a.pending(10), await store_b.pending(10)
+    await store_a.clear(batch_a, batch_a.entries)
+    await store_b.clear(batch_b, batch_b.entries)  # the same entries, already gone
+    await _append(db, "note", later)  # e.g. note.deleted
+    published, _ = await _relay(db, broker).drain_once()
+    assert published == 1
+    assert _ids(broker) == [later.id]
+    doc = await db.a.find_one({"_id": "note"})
+    assert doc[OUTBOX] == []
+    assert SINCE not in doc
+    assert LAST not in doc
+
+
+async def test_an_event_appended_between_read_and_clear_stays_pending() -> None:
+    db = FakeDatabase()
+    first, later = _rated("t1"), _rated("t1")
+    await db.a.insert_one(with_outbox({"_id": "x"}, [first]))
+    store = OutboxStore(db, ["a"])  # type: ignore[arg-type]
+    batch = await store.pending(10)
+    await _append(db, "x", later)
+    await store.clear(batch, batch.entries)
+    doc = await db.a.find_one({"_id": "x"})
+    assert [e["id"] for e in doc[OUTBOX]] == [later.id]
+    assert doc[SINCE] == doc[OUTBOX][0]["seq"]
+
+
+async def test_updates_merge_with_the_outbox_instead_of_replacing_its_fields() -> None:
+    db = FakeDatabase()
+    await db.a.insert_one(with_outbox({"_id": "x", "v": 0}, []))
+    event = _rated("t1")
+    await db.a.update_one({"_id": "x"}, merge_updates({"$set": {"v": 1}}, outbox_update([event])))
+    doc = await db.a.find_one({"_id": "x"})
+    assert doc["v"] == 1
+    assert doc[LAST] == doc[SINCE] == doc[OUTBOX][0]["seq"]
+
+
+async def test_order_holds_when_more_documents_wait_than_one_batch_reads() -> None:
+    """An entry appended late to an early document waits for older entries of unread ones."""
+    db, broker = FakeDatabase(), FakeBroker()
+    tenant = "t1"
+    written: list[Event[Any]] = []
+    early = _rated(tenant)
+    await db.a.insert_one(with_outbox({"_id": "early"}, [early]))
+    written.append(early)
+    for i in range(7):
+        event = _rated(tenant)
+        await db.b.insert_one(with_outbox({"_id": f"b{i}"}, [event]))
+        written.append(event)
+    late = _rated(tenant)
+    await _append(db, "early", late)
+    written.append(late)
+    relay = _relay(db, broker, ("a", "b"), batch_size=3)
+    for _ in range(10):
+        await relay.drain_once()
+    assert _ids(broker) == [e.id for e in written]
+
+
+async def test_an_oversized_entry_is_parked_and_only_its_tenant_waits_meanwhile() -> None:
+    db = FakeDatabase()
+    big, after_big, other = _rated("t-big", 1), _rated("t-big", 2), _rated("t-other", 3)
+    await db.a.insert_one(with_outbox({"_id": 1}, [big]))
+    await db.a.insert_one(with_outbox({"_id": 2}, [after_big]))
+    await db.a.insert_one(with_outbox({"_id": 3}, [other]))
+    big_value = bytes((await db.a.find_one({"_id": 1}))[OUTBOX][0]["value"])
+    broker = FakeBroker(fail=lambda v, t: MessageSizeTooLargeError() if v == big_value else None)
+    relay = _relay(db, broker)
+    await relay.drain_once()
+    assert _ids(broker) == [other.id]  # the other tenant is not held up
+    for _ in range(PARK_AFTER - 1):
+        await relay.drain_once()
+    assert relay.parked == 1
+    assert await db[PARKED].count_documents({}) == 1
+    parked = await db[PARKED].find_one({})
+    assert parked["_id"] == big.id
+    assert "MessageSizeTooLarge" in parked["reason"]
+    await relay.drain_once()
+    assert _ids(broker) == [other.id, after_big.id]  # its tenant goes on after the parking
+
+
+async def test_a_malformed_entry_is_parked_not_retried_forever() -> None:
+    db, broker = FakeDatabase(), FakeBroker()
+    good = _rated("t1")
+    await db.a.insert_one(
+        {"_id": "bad", OUTBOX: [{"id": "junk", "seq": "0"}], SINCE: "0", LAST: "0"}
+    )
+    await db.a.insert_one(with_outbox({"_id": "good"}, [good]))
+    relay = _relay(db, broker)
+    for _ in range(PARK_AFTER + 1):
+        await relay.drain_once()
+    assert _ids(broker) == [good.id]
+    assert relay.parked == 1
+    assert await db.a.count_documents({SINCE: {"$exists": True}}) == 0
+
+
+async def test_a_transient_broker_failure_keeps_every_event() -> None:
+    db = FakeDatabase()
+    await db.a.insert_one(with_outbox({"_id": 1}, [_rated("t1")]))
+    broker = FakeBroker(fail=lambda v, t: KafkaConnectionError())
+    with pytest.raises(KafkaConnectionError):
+        await _relay(db, broker).drain_once()
+    assert await db.a.count_documents({SINCE: {"$exists": True}}) == 1
+    assert await db[PARKED].count_documents({}) == 0
+
+
+async def test_one_lease_holder_at_a_time_and_a_standby_takes_over_a_lapsed_lease() -> None:
+    db = FakeDatabase()
+    a = RelayLease(db, ttl_s=1.0, owner="a")  # type: ignore[arg-type]
+    b = RelayLease(db, ttl_s=1.0, owner="b")  # type: ignore[arg-type]
+    assert await a.acquire()
+    assert a.held
+    assert not await b.acquire()
+    assert not b.held
+    await asyncio.sleep(1.05)  # a was killed: it renews no more
+    assert await b.acquire()
+    assert b.held
+    assert not await a.acquire()
+    assert not a.held
+    await b.release()
+    assert await a.acquire()  # a released lease is free at once
+
+
+async def test_replicas_with_a_crash_publish_every_event_in_per_tenant_order() -> None:
+    """Two relays (one lease) and writes from two 'replicas'; one relay dies mid-way."""
+    db, broker = FakeDatabase(), FakeBroker()
+    relays = [_relay(db, broker, poll_interval_s=0.01, lease_s=1.0) for _ in range(2)]
+    for relay in relays:
+        relay.start()
+    written: dict[str, list[str]] = {}
+    for k in range(5):
+        await db.a.insert_one(with_outbox({"_id": f"t{k}-profile"}, []))
+    for i in range(200):
+        tenant = f"t{i % 5}"
+        event = _rated(tenant)
+        if i % 3 == 0:  # an update of an older document of the tenant
+            await _append(db, f"{tenant}-profile", event)
+        else:
+            await db.a.insert_one(with_outbox({"_id": f"{tenant}-{i}"}, [event]))
+        written.setdefault(tenant, []).append(event.id)
+        if i == 100:  # the lease holder is killed: no flush, no release
+            holder = next(r for r in relays if r.lease.held)
+            assert holder._task is not None
+            holder._task.cancel()
+        await asyncio.sleep(0.001)
+    deadline = asyncio.get_running_loop().time() + 10
+    total = sum(len(v) for v in written.values())
+    while len(set(_ids(broker))) < total and asyncio.get_running_loop().time() < deadline:  # noqa: ASYNC110
+        await asyncio.sleep(0.05)
+    for relay in relays:
+        await relay.stop(flush_timeout_s=2)
+    seen: dict[str, list[str]] = {}
+    for p in broker.published:
+        event_id = decode(p.topic, p.value, p.headers).id
+        tenant = (p.key or b"").decode()
+        if event_id not in seen.setdefault(tenant, []):
+            seen[tenant].append(event_id)
+    assert seen == written
+
+
+def test_sequence_numbers_sort_in_causal_order_across_processes() -> None:
+    """A seq taken after another one was taken (in any process) sorts after it."""
+    import time
+
+    from switchboard_platform.outbox import _SeqClock, seq_time
+
+    one, two = _SeqClock(), _SeqClock()  # two replicas
+    seqs = []
+    for clock in (one, two, one, two, two, one):
+        seqs.append(clock.next())
+        time.sleep(0.001)
+    assert seqs == sorted(seqs)
+    assert len(set(seqs)) == len(seqs)
+    burst = [one.next() for _ in range(1000)]  # faster than the clock ticks
+    assert burst == sorted(burst)
+    assert len(set(burst)) == 1000
+    assert seq_time(seqs[0]) is not None

@@ -1,0 +1,1 @@
+"""Switchboard crm-sync: call notes into each client's CRM, transfer log."""

@@ -1,0 +1,1 @@
+"""Switchboard notify: e-mail and SMS delivery of call notes, consent registry, delivery ledger."""

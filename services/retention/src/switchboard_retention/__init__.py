@@ -1,0 +1,1 @@
+"""Switchboard retention: policies, sweeps, legal holds, data-subject requests, receipts."""
