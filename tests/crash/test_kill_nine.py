@@ -14,9 +14,8 @@ from pathlib import Path
 import pytest
 from pymongo import MongoClient
 
+from switchboard_dev.suite import LoadResult, Suite, create_tenant, post_calls, running_suite
 from switchboard_platform.testing.topics import collect_events
-
-from .suite import LoadResult, Suite, create_tenant, post_calls, running_suite
 
 pytestmark = pytest.mark.slow
 
@@ -56,7 +55,7 @@ def test_sigkill_of_notes_and_intake_loses_no_accepted_call_and_duplicates_no_no
         async def scenario() -> tuple[LoadResult, list[str]]:
             started = time.monotonic()
             load = asyncio.create_task(
-                post_calls(suite.intake, number, total=TOTAL_CALLS, rate_per_s=RATE_PER_S)
+                post_calls(suite.intake.url, number, total=TOTAL_CALLS, rate_per_s=RATE_PER_S)
             )
             kills = await _kill_schedule(suite, started)
             return await load, kills

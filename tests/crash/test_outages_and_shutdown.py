@@ -19,7 +19,7 @@ import httpx
 import pytest
 from pymongo import MongoClient
 
-from .suite import Suite, create_tenant, post_calls, running_suite
+from switchboard_dev.suite import Suite, create_tenant, post_calls, running_suite
 
 pytestmark = pytest.mark.slow
 
@@ -51,12 +51,12 @@ def test_calls_accepted_while_kafka_is_down_become_notes_when_it_returns(tmp_pat
     with running_suite(tmp_path) as suite:
         number = "+4924112345671"
         create_tenant(suite.intake.url, number)
-        before = asyncio.run(post_calls(suite.intake, number, total=100, rate_per_s=100))
+        before = asyncio.run(post_calls(suite.intake.url, number, total=100, rate_per_s=100))
         assert len(before.accepted) == 100
         _wait_for(lambda: _note_count(suite) == 100, 60, "notes before the outage")
 
         suite.kafka.stop()
-        during = asyncio.run(post_calls(suite.intake, number, total=150, rate_per_s=50))
+        during = asyncio.run(post_calls(suite.intake.url, number, total=150, rate_per_s=50))
         assert len(during.accepted) == 150, "intake must keep accepting calls without Kafka"
         assert not _ready(suite.intake.url), "readiness must report the lost broker"
         # …while a load balancer asking only for what the API needs keeps sending calls
@@ -68,7 +68,7 @@ def test_calls_accepted_while_kafka_is_down_become_notes_when_it_returns(tmp_pat
         _wait_for(lambda: _note_count(suite) == 250, 120, "notes after the outage")
         with _mongo(suite) as mongo:
             calls = mongo["intake"]["calls"]
-            assert calls.count_documents({"_outbox_pending": {"$gt": 0}}) == 0
+            assert calls.count_documents({"_outbox_since": {"$exists": True}}) == 0
             note_calls = [d["call_id"] for d in mongo["notes"]["notes"].find({}, {"call_id": 1})]
         assert set(during.accepted) | set(before.accepted) == set(note_calls)
         assert len(note_calls) == len(set(note_calls))
@@ -81,7 +81,9 @@ def test_sigterm_mid_load_finishes_in_flight_work_and_loses_nothing(tmp_path: Pa
         create_tenant(suite.intake.url, number)
 
         async def scenario() -> tuple[dict[str, str], int]:
-            load = asyncio.create_task(post_calls(suite.intake, number, total=300, rate_per_s=100))
+            load = asyncio.create_task(
+                post_calls(suite.intake.url, number, total=300, rate_per_s=100)
+            )
             await asyncio.sleep(1.5)
             code = await asyncio.to_thread(suite.notes.terminate)
             suite.notes.start(wait_ready=False)
@@ -102,18 +104,18 @@ def test_database_outage_answers_503_stalls_consumers_and_recovers_on_its_own(
     with running_suite(tmp_path, mongo_data_dir=tmp_path / "mongo") as suite:
         number = "+4924112345673"
         create_tenant(suite.intake.url, number)
-        first = asyncio.run(post_calls(suite.intake, number, total=50, rate_per_s=100))
+        first = asyncio.run(post_calls(suite.intake.url, number, total=50, rate_per_s=100))
         assert len(first.accepted) == 50
 
         suite.mongo.stop()
-        during = asyncio.run(post_calls(suite.intake, number, total=5, rate_per_s=5))
+        during = asyncio.run(post_calls(suite.intake.url, number, total=5, rate_per_s=5))
         assert during.accepted == {}
         assert during.statuses == {503: 5}, "a lost database is a 503, never a 500"
         _wait_for(lambda: not _ready(suite.notes.url), 30, "notes to report not ready")
 
         suite.mongo.start()
         _wait_for(lambda: _ready(suite.intake.url) and _ready(suite.notes.url), 60, "recovery")
-        after = asyncio.run(post_calls(suite.intake, number, total=50, rate_per_s=100))
+        after = asyncio.run(post_calls(suite.intake.url, number, total=50, rate_per_s=100))
         assert len(after.accepted) == 50
         _wait_for(lambda: _note_count(suite) == 100, 90, "every note")
         with _mongo(suite) as mongo:

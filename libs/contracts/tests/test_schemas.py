@@ -1,13 +1,12 @@
-"""The exported JSON Schemas match the models, and the models stay compatible with the baseline.
+"""The exported JSON Schemas match the models, and the models stay compatible with the release.
 
-The baseline is the schema folder as committed at git ref `$CONTRACTS_SCHEMA_BASELINE`
-(default `HEAD`; CI sets the target branch, e.g. `origin/main`), so a breaking change
-fails even after it was re-exported. Without git or committed files, it is the folder.
+The baseline is the newest folder under `libs/contracts/released/<version>/`: the schemas as
+they were released, kept in the repository (issue 8, item 9). Comparing with git `HEAD`
+compared the schemas with themselves on a CI checkout; a released copy cannot drift with the
+models, so a breaking change fails even after it was re-exported.
 """
 
 import json
-import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -25,26 +24,31 @@ from switchboard_contracts.schema_export import (
     stale_files,
 )
 
-
-def _git(*args: str) -> str:
-    return subprocess.run(
-        ["git", *args], cwd=SCHEMA_DIR, capture_output=True, text=True, check=True, timeout=10
-    ).stdout
+RELEASED_DIR = SCHEMA_DIR.parent / "released"
 
 
-def baseline_schemas() -> dict[str, dict[str, Any]]:
-    """Return the baseline schema files by name (see the module docstring)."""
-    ref = os.environ.get("CONTRACTS_SCHEMA_BASELINE", "HEAD")
-    try:
-        names = _git("ls-tree", "--name-only", ref, "--", ".").split()
-        committed = {
-            n: json.loads(_git("show", f"{ref}:./{n}")) for n in names if n.endswith(".json")
-        }
-    except (OSError, subprocess.SubprocessError):
-        committed = {}
-    if committed:
-        return committed
-    return {p.name: json.loads(p.read_text(encoding="utf-8")) for p in SCHEMA_DIR.glob("*.json")}
+def _version(folder: Path) -> tuple[int, ...]:
+    return tuple(int(part) for part in folder.name.split("."))
+
+
+def released_schemas() -> dict[str, dict[str, Any]]:
+    """The schema files of the newest release, by name."""
+    newest = max((d for d in RELEASED_DIR.iterdir() if d.is_dir()), key=_version)
+    return {p.name: json.loads(p.read_text(encoding="utf-8")) for p in newest.glob("*.json")}
+
+
+def test_a_release_baseline_is_kept_with_every_event_type_it_had() -> None:
+    released = released_schemas()
+    assert len(released) >= 14, "the released baseline is missing or empty"
+
+
+def test_the_baseline_check_fails_on_a_breaking_change() -> None:
+    """Proof the comparison can fail: a required field removed from a released schema."""
+    _name, old = sorted(released_schemas().items())[0]
+    broken = json.loads(json.dumps(old))
+    removed = broken["required"].pop()
+    broken["properties"].pop(removed)
+    assert breaking_changes(old, broken) != []
 
 
 def test_exported_schema_files_match_the_models() -> None:
@@ -53,9 +57,9 @@ def test_exported_schema_files_match_the_models() -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "old"), [pytest.param(n, s, id=n) for n, s in sorted(baseline_schemas().items())]
+    ("name", "old"), [pytest.param(n, s, id=n) for n, s in sorted(released_schemas().items())]
 )
-def test_models_are_backward_compatible_with_the_baseline(name: str, old: dict[str, Any]) -> None:
+def test_models_are_backward_compatible_with_the_release(name: str, old: dict[str, Any]) -> None:
     current = {schema_filename(m): payload_schema(m) for m in PAYLOAD_MODELS}
     assert name in current, f"{name}: event type removed; keep the model until consumers moved"
     assert breaking_changes(old, current[name]) == []

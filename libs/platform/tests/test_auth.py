@@ -184,3 +184,21 @@ def test_a_token_living_longer_than_allowed_is_refused() -> None:
             )
         )
     assert verifier.verify(_hs256(roles=["operator"], iat=now, exp=now + 1800)).is_operator
+
+
+def test_an_unanswering_key_server_fails_within_the_jwks_timeout() -> None:
+    """A JWKS endpoint that accepts but never answers does not hold requests forever."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/jwks.json"
+    try:
+        verifier = TokenVerifier(_production(jwks_url=url, jwks_timeout_s=1.0))
+        started = time.monotonic()
+        with pytest.raises(jwt.PyJWKClientConnectionError):
+            verifier.verify(_rs256(PRIVATE_KEY))
+        assert time.monotonic() - started < 5
+    finally:
+        listener.close()

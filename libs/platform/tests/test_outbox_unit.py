@@ -226,3 +226,18 @@ def test_sequence_numbers_sort_in_causal_order_across_processes() -> None:
     assert burst == sorted(burst)
     assert len(set(burst)) == 1000
     assert seq_time(seqs[0]) is not None
+
+
+async def test_an_odd_broker_error_while_it_restarts_is_waited_out_never_parked() -> None:
+    """The embedded broker answers `UnknownError` while it comes back: not a reason to park."""
+    from aiokafka.errors import UnknownError
+
+    db = FakeDatabase()
+    await db.a.insert_one(with_outbox({"_id": 1}, [_rated("t1")]))
+    broker = FakeBroker(fail=lambda v, t: UnknownError())
+    relay = _relay(db, broker)
+    for _ in range(PARK_AFTER + 1):
+        with pytest.raises(UnknownError):
+            await relay.drain_once()
+    assert relay.parked == 0
+    assert await db.a.count_documents({SINCE: {"$exists": True}}) == 1

@@ -122,6 +122,9 @@ def install_error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
         headers = dict(exc.headers or {})
+        if exc.status_code == 400:  # FastAPI's "error parsing the body": the input's fault
+            detail = [{"loc": ["body"], "msg": "the body could not be read", "type": "body"}]
+            return JSONResponse({"detail": detail}, status_code=422)
         if exc.status_code == 405:  # name every method of the path, not only the first route's
             headers["Allow"] = ", ".join(_allowed_methods(app, request))
         return JSONResponse({"detail": exc.detail}, status_code=exc.status_code, headers=headers)

@@ -52,8 +52,14 @@ def check_json(body: bytes) -> None:
     stored. Bodies that are not JSON at all are left to FastAPI, which names the error.
     """
     try:
-        parsed = json.loads(body, parse_constant=_refuse_constant)
-    except (ValueError, RecursionError):  # not JSON (or not UTF-8): FastAPI answers 422
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _Refused(
+            422, [{"loc": ["body"], "msg": "the body is not UTF-8 text", "type": "json"}]
+        ) from None
+    try:
+        parsed = json.loads(text, parse_constant=_refuse_constant)
+    except (ValueError, RecursionError):  # not JSON: FastAPI names the error (422)
         return
     try:
         json.dumps(parsed, ensure_ascii=False).encode("utf-8")

@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka.errors import KafkaError
+from aiokafka.errors import InvalidTopicError, MessageSizeTooLargeError
 from faststream.kafka import KafkaBroker
 from opentelemetry import context as otel_context
 from opentelemetry import propagate
@@ -98,10 +98,17 @@ class RelayLease:
         await self._leases.delete_one({"_id": "relay", "owner": self.owner})
 
 
-def _is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, KafkaError):
-        return bool(getattr(exc, "retriable", False))
-    return isinstance(exc, TimeoutError | ConnectionError | OSError)
+_PERMANENT_KAFKA = (MessageSizeTooLargeError, InvalidTopicError)
+_MALFORMED = (KeyError, TypeError, ValueError, AttributeError, UnicodeError)
+
+
+def _is_permanent(exc: BaseException) -> bool:
+    """Only what retrying cannot fix: an entry too large or malformed, a topic name invalid.
+
+    Anything else — a lost broker, a timeout, and the odd errors a broker answers while it
+    restarts (the embedded one says `UnknownError`) — is waited out, never parked.
+    """
+    return isinstance(exc, (*_PERMANENT_KAFKA, *_MALFORMED)) and not isinstance(exc, OSError)
 
 
 class OutboxRelay:
@@ -213,7 +220,7 @@ class OutboxRelay:
                 await self._publish_all(batch.entries)
             published = batch.entries
         except Exception as exc:
-            if _is_transient(exc):
+            if not _is_permanent(exc):
                 raise
             log.warning(
                 "outbox batch failed for a permanent reason; publishing entry by entry",
@@ -250,7 +257,7 @@ class OutboxRelay:
                 async with asyncio.timeout(self._publish_timeout_s):
                     await (await self._publish(p.entry))
             except Exception as exc:
-                if _is_transient(exc):
+                if not _is_permanent(exc):
                     break  # the broker went away: retry the rest later, in order
                 blocked.add(key)
                 await self._failed(p, exc)

@@ -35,11 +35,13 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._header_deadline: asyncio.TimerHandle | None = None
         self._header_bytes = 0
         self._reading_headers = True
+        self._tail = b""
 
     def _arm(self) -> None:
         self._disarm()
         self._reading_headers = True
         self._header_bytes = 0
+        self._tail = b""
         self._header_deadline = self.loop.call_later(self.header_timeout_s, self._too_slow)
 
     def _disarm(self) -> None:
@@ -64,7 +66,11 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         """Count header bytes before handing them to the parser."""
         if self._reading_headers:
-            self._header_bytes += len(data)
+            # count up to the blank line that ends the headers (it may straddle two reads)
+            seen = self._tail + data
+            end = seen.find(b"\r\n\r\n")
+            self._header_bytes += len(data) if end < 0 else max(0, end + 4 - len(self._tail))
+            self._tail = seen[-3:]
             if self._header_bytes > self.max_header_bytes:
                 self._refuse_headers()
                 return

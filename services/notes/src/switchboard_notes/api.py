@@ -21,6 +21,7 @@ router = api_router("/v1", tags=["notes"])
 Client = ClientUser
 Operator = OperatorUser
 SearchText = Annotated[str, AfterValidator(clean_line)]
+"""A search term: NFC like the stored notes, no control characters."""
 
 
 async def get_service(request: Request) -> NotesService:

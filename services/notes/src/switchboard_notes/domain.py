@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +18,18 @@ _NOTE_NAMESPACE = uuid.UUID("6f1c0a52-5d7e-4c36-9a55-6c1f0f3c9b10")
 
 class TenantMismatch(ValueError):
     """The event's envelope and its payload name different tenants: refuse, never guess."""
+
+
+def _nfc(text: str | None) -> str | None:
+    return None if text is None else unicodedata.normalize("NFC", text)
+
+
+def searchable(call: CallReceived) -> tuple[Caller, str, str | None]:
+    """Caller, concern and contact person in NFC, so a search finds them however typed."""
+    caller = call.caller.model_copy(
+        update={"name": _nfc(call.caller.name), "company": _nfc(call.caller.company)}
+    )
+    return caller, _nfc(call.concern) or "", _nfc(call.contact_person)
 
 
 def note_id_for(call_id: str) -> str:
@@ -53,14 +66,15 @@ class Note:
         """Take the note of a captured call."""
         if call.tenant_id != envelope_tenant:
             raise TenantMismatch("payload tenant_id differs from the event's tenantid")
+        caller, concern, contact_person = searchable(call)
         return cls(
             id=note_id_for(call.call_id),
             call_id=call.call_id,
             tenant_id=call.tenant_id,
             agent_id=call.agent_id,
-            caller=call.caller,
-            concern=call.concern,
-            contact_person=call.contact_person,
+            caller=caller,
+            concern=concern,
+            contact_person=contact_person,
             started_at=call.started_at,
             duration_seconds=call.duration_seconds,
             forwarded_from=call.forwarded_from,

@@ -23,6 +23,9 @@ class Service:
 SERVICES: tuple[Service, ...] = (
     Service("intake", "switchboard_intake", 8001),
     Service("notes", "switchboard_notes", 8002),
+    Service("notify", "switchboard_notify", 8003),
+    Service("retention", "switchboard_retention", 8004),
+    Service("crm-sync", "switchboard_crm_sync", 8005),
 )
 
 

@@ -25,6 +25,7 @@ class ServiceProcess:
         name: str,
         module: str,
         *,
+        service: str | None = None,
         kafka_bootstrap_servers: str,
         mongodb_url: str,
         log_dir: Path,
@@ -33,8 +34,9 @@ class ServiceProcess:
     ) -> None:
         self.name = name
         self.module = module
+        self.service = service or name
         self.port = free_port()
-        prefix = name.upper().replace("-", "_")
+        prefix = self.service.upper().replace("-", "_")
         self.env = {
             **os.environ,
             "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap_servers,
@@ -44,15 +46,18 @@ class ServiceProcess:
             "KAFKA_FETCH_MAX_WAIT_MS": "20",
             "KAFKA_SESSION_TIMEOUT_MS": "6000",
             "KAFKA_REBALANCE_TIMEOUT_MS": "10000",
-            # static membership: a restarted process takes its old place in the group at once
-            "KAFKA_GROUP_INSTANCE_ID": f"{name}-0",
+            # No static membership by default: on the embedded broker it adds a fixed 3 s to
+            # every join and still rebalances the others (docs/decisions/0008).
             "OUTBOX_POLL_INTERVAL_S": "0.05",
+            "OUTBOX_LEASE_S": "3",
             f"{prefix}_HOST": "127.0.0.1",
             f"{prefix}_PORT": str(self.port),
             **({f"{prefix}_MONGODB_DATABASE": database} if database else {}),
             **(extra_env or {}),
         }
         self.env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+        if not (extra_env or {}).get("KAFKA_GROUP_INSTANCE_ID"):
+            self.env.pop("KAFKA_GROUP_INSTANCE_ID", None)
         self.log_path = log_dir / f"{name}.log"
         self._log: IO[bytes] | None = None
         self._process: subprocess.Popen[bytes] | None = None

@@ -1,0 +1,45 @@
+"""The tenant guard of the data layer (R-SEC-2): query shape and defence in depth."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from switchboard_platform.metrics import TENANT_GUARD_DROPPED
+from switchboard_platform.tenancy import one_of_tenant, only_tenant, scoped
+from switchboard_platform.testing.fakes import FakeDatabase
+
+
+def _dropped() -> float:
+    return TENANT_GUARD_DROPPED.labels(service="unit", collection="notes")._value.get()
+
+
+def test_r_sec_2_documents_of_another_tenant_are_dropped_counted_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    before = _dropped()
+    docs = [{"_id": 1, "tenant_id": "a"}, {"_id": 2, "tenant_id": "b"}, {"_id": 3}]
+    with caplog.at_level(logging.ERROR):
+        kept = only_tenant(docs, "a", service="unit", collection="notes")
+    assert kept == [{"_id": 1, "tenant_id": "a"}]
+    assert _dropped() - before == 2
+    assert "another tenant" in caplog.text
+    assert "'b'" not in caplog.text
+    assert (
+        one_of_tenant({"_id": 2, "tenant_id": "b"}, "a", service="unit", collection="notes") is None
+    )
+
+
+def test_scoped_queries_join_the_tenant_and_every_clause_with_and() -> None:
+    clause = {"$or": [{"x": 1}, {"y": 2}]}
+    assert scoped("a") == {"tenant_id": "a"}
+    assert scoped("a", clause, {}) == {"$and": [{"tenant_id": "a"}, clause]}
+
+
+async def test_r_sec_2_a_scoped_or_query_never_returns_another_tenants_document() -> None:
+    db = FakeDatabase()
+    await db.n.insert_many([{"_id": i, "tenant_id": "ab"[i % 2], "v": i} for i in range(6)])
+    query = scoped("a", {"$or": [{"v": {"$lt": 3}}, {"v": 5}]})
+    found = [d async for d in db.n.find(query)]
+    assert {d["tenant_id"] for d in found} == {"a"}
