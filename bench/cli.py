@@ -10,10 +10,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from switchboard_dev.suite import running_servers
+
 from .harness import Plan, run_baseline, run_suite
 from .procs import machine
 from .report import markdown, verdict
-from .suite import REPO_ROOT, running_servers
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
 
 DEFAULT_FETCH_MAX_WAIT_MS = 20  # what ServiceProcess gives the services
 

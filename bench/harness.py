@@ -12,6 +12,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from switchboard_dev.suite import Servers, create_tenant, running_services, tenant_numbers
 from switchboard_platform.testing.processes import ServiceProcess
 
 from . import profile
@@ -20,7 +21,6 @@ from .load import LoadResult, LoadSpec, load_process
 from .observer import ApiSampler, TopicWatcher
 from .procs import CpuMeter, peak_rss_mib, rss_mib
 from .stats import cpu_ms_per_call, summarize_step
-from .suite import Servers, create_tenant, running_services, tenant_numbers
 
 _SPAWN = multiprocessing.get_context("spawn")
 
@@ -241,7 +241,8 @@ def run_suite(plan: Plan, servers: Servers, out_dir: Path) -> dict[str, Any]:
     log_dir = out_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     env = {**plan.env, "BENCH_TIMINGS_DIR": str(out_dir)}
-    with running_services(servers, log_dir, env) as services:
+    with running_services(servers, log_dir, env=env) as groups:
+        services = {name: replicas[0] for name, replicas in groups.items()}
         result = asyncio.run(drive_suite(plan, servers, services, out_dir))
     timings = {
         p.name.split(".")[0]: json.loads(p.read_text()) for p in out_dir.glob("*.timings.json")

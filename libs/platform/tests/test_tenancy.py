@@ -12,14 +12,19 @@ from switchboard_platform.testing.fakes import FakeDatabase
 
 
 def _dropped() -> float:
-    return TENANT_GUARD_DROPPED.labels(service="unit", collection="notes")._value.get()
+    value: float = TENANT_GUARD_DROPPED.labels(service="unit", collection="notes")._value.get()
+    return value
 
 
 def test_r_sec_2_documents_of_another_tenant_are_dropped_counted_and_logged(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     before = _dropped()
-    docs = [{"_id": 1, "tenant_id": "a"}, {"_id": 2, "tenant_id": "b"}, {"_id": 3}]
+    docs: list[dict[str, object]] = [
+        {"_id": 1, "tenant_id": "a"},
+        {"_id": 2, "tenant_id": "b"},
+        {"_id": 3},
+    ]
     with caplog.at_level(logging.ERROR):
         kept = only_tenant(docs, "a", service="unit", collection="notes")
     assert kept == [{"_id": 1, "tenant_id": "a"}]

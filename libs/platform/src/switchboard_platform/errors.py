@@ -43,6 +43,14 @@ class Unprocessable(DomainError):
     """The request is well-formed but a domain rule refuses it; names the field at fault."""
 
 
+class Unavailable(DomainError):
+    """The service cannot take this request now; the caller should retry after a while."""
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class FieldError(BaseModel):
     """One input at fault: where it is and which rule it breaks."""
 
@@ -97,7 +105,8 @@ def _allowed_methods(app: FastAPI, request: Request) -> list[str]:
 
 def status_of(error: DomainError) -> int:
     """The HTTP status that answers a domain error (400 for a kind not listed)."""
-    for kind, status in ((NotFound, 404), (Conflict, 409), (Unprocessable, 422)):
+    kinds = ((NotFound, 404), (Conflict, 409), (Unprocessable, 422), (Unavailable, 503))
+    for kind, status in kinds:
         if isinstance(error, kind):
             return status
     return 400
@@ -108,6 +117,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def domain(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, DomainError)
+        if isinstance(exc, Unavailable):
+            headers = {"Retry-After": str(exc.retry_after_s)}
+            return JSONResponse({"detail": exc.message}, status_code=503, headers=headers)
         if exc.field is not None:
             loc: list[str | int] = [int(p) if p.isdigit() else p for p in exc.field.split(".")]
             located = loc if loc[0] in _LOCATIONS else ["body", *loc]

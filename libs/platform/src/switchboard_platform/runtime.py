@@ -45,6 +45,7 @@ from .topic_consumer import TopicConsumer
 log = logging.getLogger(__name__)
 P = TypeVar("P", bound=EventPayload)
 StartupHook = Callable[["ServiceRuntime"], Awaitable[None]]
+ShutdownHook = Callable[["ServiceRuntime"], Awaitable[None]]
 
 
 class ServiceRuntime:
@@ -156,11 +157,14 @@ class ServiceRuntime:
         return all(c.running for c in self._consumers)
 
     @asynccontextmanager
-    async def running(self, on_startup: StartupHook | None = None) -> AsyncIterator[None]:
+    async def running(
+        self, on_startup: StartupHook | None = None, on_shutdown: ShutdownHook | None = None
+    ) -> AsyncIterator[None]:
         """Open the database, start the broker, consumers and relay; on exit stop them.
 
-        Shutdown order: stop consuming (in-flight messages finish and commit), flush the
-        outbox and hand its lease on, close the producer, close the database.
+        Shutdown order: the service's own `on_shutdown` (its background loops), stop
+        consuming (in-flight messages finish and commit), flush the outbox and hand its lease
+        on, close the producer, close the database.
         """
         if self.tracing:
             instrument_mongo(self.tracer_provider)
@@ -199,6 +203,8 @@ class ServiceRuntime:
         try:
             yield
         finally:
+            if on_shutdown is not None:
+                await on_shutdown(self)
             for consumer in self._consumers:
                 await consumer.stop()
             self._consumers.clear()
@@ -217,12 +223,17 @@ class ServiceRuntime:
         description: str = "",
         routers: Sequence[APIRouter] = (),
         on_startup: StartupHook | None = None,
+        on_shutdown: ShutdownHook | None = None,
     ) -> FastAPI:
-        """The service's FastAPI app: its routers plus health, metrics, docs and error handling."""
+        """The service's FastAPI app: its routers plus health, metrics, docs and error handling.
+
+        `on_startup` runs once the database is open (before consumers start); `on_shutdown`
+        first thing when the service stops (stop the service's own background loops there).
+        """
 
         @asynccontextmanager
         async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
-            async with self.running(on_startup):
+            async with self.running(on_startup, on_shutdown):
                 yield {}
 
         app = FastAPI(title=title, description=description, version=self.version, lifespan=lifespan)

@@ -61,6 +61,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         await self._owner.release(list(revoked))
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        self._owner.assigned(list(assigned))
         log.info(
             "partitions assigned",
             extra={
@@ -247,6 +248,18 @@ class TopicConsumer:
             self._partitions[tp].committed = offset
         CONSUMER_COMMITS.labels(service=self._pipeline.service, topic=self.topic).inc()
 
+    def assigned(self, partitions: list[TopicPartition]) -> None:
+        """After a rebalance: each partition continues wherever the group's offset says.
+
+        That may lie behind what this process saw before (another member's uncommitted
+        work, or a broker that lost its log): nothing fetched from now on is a repeat.
+        """
+        for tp in partitions:
+            part = self._partitions.get(tp)
+            if part is not None:
+                part.next_offset = None
+                part.handled = part.committed = None
+
     async def release(self, revoked: list[TopicPartition]) -> None:
         """Before a rebalance: drop what is queued, finish what is in hand, commit, forget."""
         parts = [self._partitions[tp] for tp in revoked if tp in self._partitions]
@@ -265,7 +278,6 @@ class TopicConsumer:
         await self.commit(revoked)
         for part in parts:
             part.queue.clear()
-            part.next_offset = part.handled  # a record fetched before the rebalance is stale
             with contextlib.suppress(KeyError):
                 CONSUMER_LAG.remove(self._pipeline.service, self.topic, str(part.tp.partition))
         log.info(

@@ -9,6 +9,7 @@ from fastapi import Depends, Header, Request, status
 from switchboard_platform.auth import AgentUser, OperatorUser, TenantUser, ensure_tenant_access
 from switchboard_platform.http import api_router
 
+from .backpressure import DownstreamLag
 from .schemas import (
     CallAccepted,
     CallCreate,
@@ -18,6 +19,15 @@ from .schemas import (
     TenantUpdate,
 )
 from .service import IntakeService
+
+
+async def _admitted(request: Request, _: AgentUser) -> None:
+    """Refuse a capture (503, Retry-After) while the consumers of calls are far behind.
+
+    After authentication: a caller without a valid agent token learns nothing of the load.
+    """
+    backpressure: DownstreamLag = request.app.state.backpressure
+    backpressure.check()
 
 
 async def _service(request: Request) -> IntakeService:
@@ -65,7 +75,12 @@ async def change_tenant(
     return TenantPublic.of(await service.change_tenant(tenant_id, body.changes()))
 
 
-@calls.post("", status_code=status.HTTP_201_CREATED, responses={409: {"description": "Retry race"}})
+@calls.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses={409: {"description": "Retry race"}},
+    dependencies=[Depends(_admitted)],
+)
 async def capture_call(
     body: CallCreate, agent: AgentUser, service: Service, idempotency_key: RetryKey = None
 ) -> CallAccepted:

@@ -31,3 +31,13 @@ class IntakeSettings(ServiceSettings):
         description="How long a process remembers which tenant owns a forwarding number; "
         "another replica's tenant change takes effect within this time",
     )
+    max_downstream_lag: int = Field(
+        5_000,
+        ge=0,
+        description="Captures answer 503 with Retry-After while a consumer group of "
+        "call.received is this many events behind (0: never)",
+    )
+    backpressure_groups: str = Field(
+        "notes.call.received",
+        description="Comma-separated consumer groups whose lag counts (notes' by default)",
+    )

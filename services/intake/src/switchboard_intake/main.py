@@ -12,6 +12,7 @@ from switchboard_contracts.tenants import TenantChanged
 from switchboard_platform.runtime import ServiceRuntime
 
 from . import api
+from .backpressure import DownstreamLag
 from .config import IntakeSettings
 from .repository import CALLS, INDEXES, TENANTS, IntakeRepository
 from .service import IntakeService
@@ -29,7 +30,15 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     )
     app: FastAPI
 
+    backpressure = DownstreamLag(
+        settings,
+        groups=[g.strip() for g in settings.backpressure_groups.split(",") if g.strip()],
+        limit=settings.max_downstream_lag,
+    )
+
     async def on_startup(rt: ServiceRuntime) -> None:
+        app.state.backpressure = backpressure
+        backpressure.start()
         app.state.intake_service = IntakeService(
             IntakeRepository(rt.db),
             events_written=rt.notify_outbox,
@@ -43,5 +52,6 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         description="Tenant onboarding (R-ONB-1) and call capture (R-CALL-1, R-CALL-2, R-REC-1).",
         routers=[api.tenants, api.calls],
         on_startup=on_startup,
+        on_shutdown=lambda _: backpressure.stop(),
     )
     return app

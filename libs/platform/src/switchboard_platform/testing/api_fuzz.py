@@ -15,6 +15,7 @@ from typing import Any
 import schemathesis
 from fastapi import FastAPI
 from schemathesis.checks import not_a_server_error
+from schemathesis.generation.modes import GenerationMode
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
     response_schema_conformance,
@@ -48,7 +49,7 @@ def load_schema(app: FastAPI, *, max_examples: int = DEEP_EXAMPLES) -> Any:
     """The app's OpenAPI document as a Schemathesis schema: positive and negative inputs."""
     schema = schemathesis.openapi.from_dict(app.openapi())
     schema.config.generation.update(
-        modes=["positive", "negative"], max_examples=max_examples, deterministic=True
+        modes=list(GenerationMode), max_examples=max_examples, deterministic=True
     )
     return schema
 

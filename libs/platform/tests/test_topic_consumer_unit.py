@@ -1,0 +1,186 @@
+"""The partition-parallel consumer without a broker: order, concurrency, commits, rebalances.
+
+A fake stands in for aiokafka's consumer (assignment, pause/resume, commit); records are fed
+to the consumer as a fetch would. Integration tests over the real broker are elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import ConsumerRecord, TopicPartition
+
+from switchboard_platform.settings import ServiceSettings
+from switchboard_platform.topic_consumer import MAX_QUEUED_PER_PARTITION, TopicConsumer
+
+TOPIC = "call.received"
+P0, P1 = TopicPartition(TOPIC, 0), TopicPartition(TOPIC, 1)
+
+
+@dataclass
+class FakeKafka:
+    """What TopicConsumer asks of aiokafka's consumer."""
+
+    owned: set[TopicPartition] = field(default_factory=lambda: {P0, P1})
+    commits: list[dict[TopicPartition, int]] = field(default_factory=list)
+    paused: set[TopicPartition] = field(default_factory=set)
+
+    def assignment(self) -> set[TopicPartition]:
+        return set(self.owned)
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        self.commits.append(dict(offsets))
+
+    def pause(self, *tps: TopicPartition) -> None:
+        self.paused.update(tps)
+
+    def resume(self, *tps: TopicPartition) -> None:
+        self.paused.difference_update(tps)
+
+    def highwater(self, tp: TopicPartition) -> int | None:
+        return None
+
+
+@dataclass
+class Handler:
+    """Records what it handled, when, and how many ran at once."""
+
+    service: str = "unit"
+    topic: str = TOPIC
+    handled: list[tuple[int, int]] = field(default_factory=list)
+    running: int = 0
+    most_at_once: int = 0
+    gate: asyncio.Event | None = None
+
+    async def process(self, record: Any) -> None:
+        self.running += 1
+        self.most_at_once = max(self.most_at_once, self.running)
+        if self.gate is not None:
+            await self.gate.wait()
+        await asyncio.sleep(random.uniform(0, 0.002))
+        self.handled.append((record.partition, record.offset))
+        self.running -= 1
+
+
+def _records(tp: TopicPartition, offsets: range) -> list[ConsumerRecord[bytes, bytes]]:
+    return [
+        ConsumerRecord(
+            topic=tp.topic,
+            partition=tp.partition,
+            offset=o,
+            timestamp=1_700_000_000_000,
+            timestamp_type=0,
+            key=b"t",
+            value=b"{}",
+            checksum=None,
+            serialized_key_size=1,
+            serialized_value_size=2,
+            headers=[],
+        )
+        for o in offsets
+    ]
+
+
+def _consumer(handler: Handler, **settings: Any) -> tuple[TopicConsumer, FakeKafka]:
+    config = ServiceSettings(environment="test", kafka_commit_interval_ms=50, **settings)
+    consumer = TopicConsumer(handler, group_id="g", settings=config, client_id="unit")  # type: ignore[arg-type]
+    kafka = FakeKafka()
+    consumer._consumer = kafka  # type: ignore[assignment]
+    return consumer, kafka
+
+
+async def _drain(consumer: TopicConsumer) -> None:
+    """Wait until every partition's worker is done."""
+    while workers := [
+        p.worker for p in consumer._partitions.values() if p.worker and not p.worker.done()
+    ]:
+        await asyncio.gather(*workers)
+
+
+async def test_partitions_are_handled_at_once_each_in_its_own_order() -> None:
+    handler = Handler()
+    consumer, _ = _consumer(handler, kafka_consumer_workers=4)
+    consumer._enqueue(P0, _records(P0, range(0, 50)))
+    consumer._enqueue(P1, _records(P1, range(0, 50)))
+    consumer._enqueue(P0, _records(P0, range(50, 100)))
+    await _drain(consumer)
+    for partition in (0, 1):
+        offsets = [o for p, o in handler.handled if p == partition]
+        assert offsets == sorted(offsets) == list(range(100 if partition == 0 else 50))
+    assert handler.most_at_once == 2
+
+
+async def test_the_worker_limit_bounds_concurrency_across_partitions() -> None:
+    handler = Handler()
+    consumer, _ = _consumer(handler, kafka_consumer_workers=1)
+    consumer._enqueue(P0, _records(P0, range(10)))
+    consumer._enqueue(P1, _records(P1, range(10)))
+    await _drain(consumer)
+    assert handler.most_at_once == 1
+    assert len(handler.handled) == 20
+
+
+async def test_one_commit_covers_every_partition_handled_since_the_last() -> None:
+    handler = Handler()
+    consumer, kafka = _consumer(handler)
+    consumer._enqueue(P0, _records(P0, range(0, 30)))
+    consumer._enqueue(P1, _records(P1, range(5, 12)))
+    await _drain(consumer)
+    await consumer.commit()
+    await consumer.commit()  # nothing new: nothing sent
+    assert kafka.commits == [{P0: 30, P1: 12}]
+
+
+async def test_nothing_unhandled_is_ever_committed() -> None:
+    handler = Handler(gate=asyncio.Event())
+    consumer, kafka = _consumer(handler, kafka_consumer_workers=4)
+    consumer._enqueue(P0, _records(P0, range(0, 5)))
+    await asyncio.sleep(0.01)
+    await consumer.commit()
+    assert kafka.commits == []  # the first record is still in the handler
+    handler.gate.set()  # type: ignore[union-attr]
+    await _drain(consumer)
+    await consumer.commit()
+    assert kafka.commits == [{P0: 5}]
+
+
+async def test_a_revoked_partition_finishes_its_record_in_hand_commits_and_drops_the_rest() -> None:
+    handler = Handler(gate=asyncio.Event())
+    consumer, kafka = _consumer(handler)
+    consumer._enqueue(P0, _records(P0, range(0, 100)))
+    await asyncio.sleep(0.01)  # offset 0 is in the handler
+    release = asyncio.create_task(consumer.release([P0]))
+    await asyncio.sleep(0.01)
+    handler.gate.set()  # type: ignore[union-attr]
+    await release
+    assert handler.handled == [(0, 0)]
+    assert kafka.commits == [{P0: 1}]  # the next owner starts at offset 1
+
+
+async def test_after_a_rebalance_a_partition_continues_where_the_group_offset_says() -> None:
+    """Also behind what this process saw: another member's uncommitted work, a lost log."""
+    handler = Handler()
+    consumer, kafka = _consumer(handler)
+    consumer._enqueue(P0, _records(P0, range(0, 40)))
+    await _drain(consumer)
+    await consumer.release([P0, P1])
+    consumer.assigned([P0, P1])
+    consumer._enqueue(P0, _records(P0, range(0, 10)))  # the broker restarted empty
+    await _drain(consumer)
+    assert [o for _, o in handler.handled[40:]] == list(range(10))
+    await consumer.commit()
+    assert kafka.commits[-1] == {P0: 10}
+
+
+async def test_a_partition_far_behind_is_paused_and_resumed_once_it_caught_up() -> None:
+    handler = Handler(gate=asyncio.Event())
+    consumer, kafka = _consumer(handler)
+    consumer._enqueue(P0, _records(P0, range(0, MAX_QUEUED_PER_PARTITION + 10)))
+    assert P0 in kafka.paused
+    handler.gate.set()  # type: ignore[union-attr]
+    await _drain(consumer)
+    assert P0 not in kafka.paused
+    assert len(handler.handled) == MAX_QUEUED_PER_PARTITION + 10
