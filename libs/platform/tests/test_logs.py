@@ -29,7 +29,7 @@ from switchboard_platform.logs import (
     log_scope,
 )
 from switchboard_platform.settings import ServiceSettings
-from switchboard_platform.telemetry import instrument_app, setup_telemetry
+from switchboard_platform.telemetry import http_telemetry, instrument_app, setup_telemetry
 from switchboard_platform.testing.tokens import auth_header
 
 log = logging.getLogger("test_logs")
@@ -160,7 +160,7 @@ async def test_consumer_logs_carry_the_events_tenant_and_no_payload_text(lines: 
 
 
 async def test_http_requests_log_the_callers_tenant_each_in_its_own_scope(lines: Lines) -> None:
-    app = FastAPI()
+    app = FastAPI(telemetry=http_telemetry(setup_telemetry("logs-test", "1.0"), tracing=True))
     app.state.token_verifier = TokenVerifier(ServiceSettings(environment="test"))
 
     @app.get("/client")
@@ -171,7 +171,7 @@ async def test_http_requests_log_the_callers_tenant_each_in_its_own_scope(lines:
     async def as_agent(principal: AgentUser) -> None:
         log.info("agent request")
 
-    instrument_app(app, setup_telemetry("logs-test", "1.0"))
+    instrument_app(app)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
         assert (await client.get("/client", headers=auth_header("client", tenant="t-9"))).is_success

@@ -170,7 +170,7 @@ class OutboxStore:
         self._db = db
         self._collections = tuple(collections)
 
-    async def pending(self, limit: int) -> PendingBatch:
+    async def pending(self, limit: int, collections: tuple[str, ...] | None = None) -> PendingBatch:
         """Up to `limit` events, oldest first, never one after an older unread event.
 
         Each collection is read up to `limit` documents in `_outbox_since` order. If a
@@ -181,7 +181,7 @@ class OutboxStore:
         last_seen: dict[tuple[str, Any], str | None] = {}
         counts: dict[tuple[str, Any], int] = {}
         horizon: str | None = None
-        for name in self._collections:
+        for name in collections or self._collections:
             cursor = (
                 self._db[name]
                 .find({SINCE: {"$exists": True}}, {OUTBOX: 1, LAST: 1, SINCE: 1})

@@ -134,7 +134,9 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._publish_timeout_s = publish_timeout_s
         self.lease = lease or RelayLease(db, lease_s)
+        self._collections = tuple(collections)
         self._wake = asyncio.Event()
+        self._hinted: set[str] = set()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._failures: dict[str, int] = {}
@@ -142,8 +144,13 @@ class OutboxRelay:
         self.pending = 0
         self.parked = 0
 
-    def notify(self) -> None:
-        """Wake the relay now: a use case has just written events."""
+    def notify(self, *collections: str) -> None:
+        """Wake the relay now: a use case has just written events (into `collections`).
+
+        A wake-up with collections named reads only those (a poll reads all of them), so a
+        write costs one read of its own collection, not one per collection of the service.
+        """
+        self._hinted.update(collections or self._collections)
         self._wake.set()
 
     def start(self) -> None:
@@ -184,8 +191,11 @@ class OutboxRelay:
                     await self._sleep(self.lease.ttl_s / 3)
                     continue
                 # clear before draining: a write notified during the drain wakes the next pass
+                woken = self._wake.is_set()
                 self._wake.clear()
-                published, more = await self.drain_once()
+                only = tuple(self._hinted) if woken and self._hinted else None
+                self._hinted.clear()
+                published, more = await self.drain_once(only)
                 self.healthy = True
                 backoff = 0.1
             except asyncio.CancelledError:
@@ -208,9 +218,10 @@ class OutboxRelay:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), seconds)
 
-    async def drain_once(self) -> tuple[int, bool]:
-        """Publish one batch of pending events; return how many, and whether more wait."""
-        batch = await self._store.pending(self._batch_size)
+    async def drain_once(self, collections: tuple[str, ...] | None = None) -> tuple[int, bool]:
+        """Publish one batch of pending events (of `collections`, default all); return how
+        many, and whether more wait."""
+        batch = await self._store.pending(self._batch_size, collections)
         unread = await self._store.pending_documents() - len(batch.last_seen) if batch.more else 0
         self._observe(batch, unread)
         if not batch.entries:

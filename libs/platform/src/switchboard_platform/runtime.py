@@ -34,6 +34,7 @@ from .outbox import outbox_indexes
 from .outbox_relay import OutboxRelay
 from .settings import ServiceSettings
 from .telemetry import (
+    http_telemetry,
     instrument_app,
     instrument_mongo,
     kafka_telemetry_middleware,
@@ -102,10 +103,10 @@ class ServiceRuntime:
         """The signer of page cursors for one listing (e.g. `notes`) of this service."""
         return CursorCodec(self._cursor_secret, purpose=f"{self.name}:{listing}")
 
-    def notify_outbox(self) -> None:
-        """Tell the relay that new events are waiting (it also polls on its own)."""
+    def notify_outbox(self, *collections: str) -> None:
+        """Tell the relay that new events wait (in `collections`, if named; it also polls)."""
         if self._relay is not None:
-            self._relay.notify()
+            self._relay.notify(*collections)
 
     def consume(
         self, payload_type: type[P], handler: EventHandler[P], *, group_id: str = ""
@@ -236,14 +237,20 @@ class ServiceRuntime:
             async with self.running(on_startup, on_shutdown):
                 yield {}
 
-        app = FastAPI(title=title, description=description, version=self.version, lifespan=lifespan)
+        app = FastAPI(
+            title=title,
+            description=description,
+            version=self.version,
+            lifespan=lifespan,
+            telemetry=http_telemetry(self.tracer_provider, tracing=self.tracing),
+        )
         app.state.runtime = self
         app.state.token_verifier = TokenVerifier(self.settings)
         install_error_handlers(app)
         for router in routers:
             app.include_router(router)
         document_errors(app)
-        instrument_app(app, self.tracer_provider, tracing=self.tracing)
+        instrument_app(app)
         install_http(app, self)  # outermost: limits apply before anything else runs
         return app
 

@@ -28,7 +28,7 @@ from opentelemetry.trace import Status
 
 from .logs import LogScopeMiddleware, TraceContextFilter, safe_traceback
 
-_EXCLUDED_URLS = "healthz,readyz,metrics"
+_PROBE_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 _DROPPED_ATTRIBUTES = frozenset(
     {
         "db.statement",  # query values
@@ -225,18 +225,25 @@ def kafka_telemetry_middleware(tracer_provider: trace.TracerProvider | None = No
     return KafkaTelemetryMiddleware(tracer_provider=tracer_provider or trace.get_tracer_provider())
 
 
-def instrument_app(
-    app: FastAPI, tracer_provider: trace.TracerProvider | None = None, *, tracing: bool = True
-) -> None:
-    """Give each request its log scope; trace every one except health and metrics probes."""
-    app.add_middleware(LogScopeMiddleware)
-    if not tracing:
-        return
-    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+def http_telemetry(tracer_provider: TracerProvider, *, tracing: bool) -> Any:
+    """FastAPI's own OpenTelemetry settings: a SERVER span per request, nothing else.
 
-    FastAPIInstrumentor.instrument_app(
-        app,
-        tracer_provider=tracer_provider,
-        excluded_urls=_EXCLUDED_URLS,
-        exclude_spans=["receive", "send"],
-    )
+    FastAPI (≥ 0.160) traces, meters and logs requests by itself, on by default. Its logs
+    carry exception messages and its validation errors the input (personal data), and
+    its metrics duplicate Prometheus': both stay off, as do per-dependency spans; request
+    spans follow `SWITCHBOARD_TRACING` and leave out health, readiness and metrics probes.
+    """
+    return {
+        "tracing": tracing,
+        "metrics": False,
+        "logs": False,
+        "operation_spans": False,
+        "auto_configure": False,
+        "tracer_provider": tracer_provider,
+        "exclude": lambda scope: scope.get("path") in _PROBE_PATHS,
+    }
+
+
+def instrument_app(app: FastAPI) -> None:
+    """Give each HTTP request its own log scope."""
+    app.add_middleware(LogScopeMiddleware)

@@ -15,7 +15,7 @@ from switchboard_platform.errors import Conflict, NotFound, Unprocessable
 from . import calls, tenants
 from .calls import Call, CallDetails
 from .domain import new_id, utc_now
-from .repository import IntakeRepository, NumberTaken
+from .repository import CALLS, TENANTS, IntakeRepository, NumberTaken
 from .tenant_cache import TenantCache
 from .tenants import Tenant, TenantProfile
 
@@ -29,7 +29,7 @@ class IntakeService:
         self,
         repository: IntakeRepository,
         *,
-        events_written: Callable[[], None],
+        events_written: Callable[..., None],
         recording_notice_version: str,
         clock: Callable[[], datetime] = utc_now,
         idempotency_ttl: timedelta = timedelta(hours=24),
@@ -51,7 +51,7 @@ class IntakeService:
         event = tenants.changed_event(tenant.tenant_id, profile, "created")
         await self._repository.insert_tenant(tenant, [event])
         self._owners.clear()
-        self._events_written()
+        self._events_written(TENANTS)
         return tenant
 
     async def get_tenant(self, tenant_id: str) -> Tenant:
@@ -74,7 +74,7 @@ class IntakeService:
             event = tenants.changed_event(tenant_id, profile, "updated")
             if await self._repository.update_tenant(tenant, current.version, [event]):
                 self._owners.clear()
-                self._events_written()
+                self._events_written(TENANTS)
                 return tenant
         raise Conflict("the tenant is being changed concurrently; try again")
 
@@ -124,7 +124,7 @@ class IntakeService:
             if first is None:
                 raise Conflict("the Idempotency-Key is in use; try again")
             return first
-        self._events_written()
+        self._events_written(CALLS)
         return stored.call
 
     async def _earlier_call(self, retry: calls.RetryKey, now: datetime) -> Call | None:

@@ -52,7 +52,7 @@ class FakeRepository:
 def service(repository: FakeRepository, woken: list[int]) -> IntakeService:
     return IntakeService(
         repository,  # type: ignore[arg-type]
-        events_written=lambda: woken.append(1),
+        events_written=lambda *collections: woken.append(1),
         recording_notice_version="notice-v1",
         clock=lambda: NOW,
     )
