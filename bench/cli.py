@@ -13,8 +13,8 @@ from typing import Any
 from switchboard_dev.suite import running_servers
 
 from .harness import Plan, run_baseline, run_suite
-from .procs import machine
-from .report import markdown, verdict
+from .procs import import_times, machine
+from .report import markdown, median_summary, verdict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,6 +49,17 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--env", action="append", default=[], metavar="NAME=VALUE", help="service environment"
     )
+    parser.add_argument(
+        "--replicas",
+        default="intake=1,notes=1",
+        help="processes per service, e.g. intake=3,notes=2 (load is spread over intake's)",
+    )
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="whole runs on fresh servers; figures as medians"
+    )
+    parser.add_argument(
+        "--no-episodes", action="store_true", help="skip the backpressure and restart episodes"
+    )
     parser.add_argument("--name", default="", help="label of this run in the results file name")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results")
     return parser.parse_args(argv)
@@ -70,15 +81,13 @@ def _plan(args: argparse.Namespace) -> Plan:
         client=args.client,
         retries=args.retries,
         env=env,
+        replicas={k: int(v) for k, v in (item.split("=") for item in args.replicas.split(","))},
+        episodes=not args.no_episodes,
     )
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Run the benchmark and write `<out>/<timestamp>[-name].json` and `.md`."""
-    args = _parse(argv)
-    plan = _plan(args)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    run_name = f"{stamp}-{args.name}" if args.name else stamp
+def _one_run(args: argparse.Namespace, plan: Plan, run_name: str) -> dict[str, Any]:
+    """One whole run on fresh servers: baseline, then the suite; written to `<out>/`."""
     out_dir = args.out / run_name
     out_dir.mkdir(parents=True, exist_ok=True)
     result: dict[str, Any] = {
@@ -87,6 +96,7 @@ def main(argv: list[str] | None = None) -> None:
             "argv": sys.argv[1:],
             "machine": machine(),
             "plan": plan.__dict__,
+            "import_s": import_times(),
         }
     }
     began = time.monotonic()
@@ -104,3 +114,21 @@ def main(argv: list[str] | None = None) -> None:
     (args.out / f"{run_name}.md").write_text(table + "\n")
     print(table)
     print(f"\nresults: {args.out / run_name}.json", flush=True)
+    return result
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the benchmark `--repeat` times; write each run, and with several the medians."""
+    args = _parse(argv)
+    plan = _plan(args)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    base = f"{stamp}-{args.name}" if args.name else stamp
+    runs = []
+    for i in range(args.repeat):
+        name = base if args.repeat == 1 else f"{base}-run{i + 1}"
+        runs.append(_one_run(args, plan, name))
+    if args.repeat > 1:
+        summary = median_summary(runs)
+        (args.out / f"{base}-median.md").write_text(summary + "\n")
+        print(summary)
+        print(f"\nmedians: {args.out / base}-median.md", flush=True)

@@ -6,16 +6,19 @@ import asyncio
 import json
 import multiprocessing
 import os
+import re
 import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from switchboard_dev.suite import Servers, create_tenant, running_services, tenant_numbers
 from switchboard_platform.testing.processes import ServiceProcess
 
-from . import profile
+from . import episodes, profile
 from .baseline import BaselineSpec, baseline_process
 from .load import LoadResult, LoadSpec, load_process
 from .observer import ApiSampler, TopicWatcher
@@ -42,6 +45,8 @@ class Plan:
     retries: int = 1
     max_foreign_cores: float = 0.3
     env: dict[str, str] = field(default_factory=dict)
+    replicas: dict[str, int] = field(default_factory=lambda: {"intake": 1, "notes": 1})
+    episodes: bool = True
 
 
 def _in_process(target: Any, spec: Any) -> tuple[multiprocessing.process.BaseProcess, Connection]:
@@ -78,15 +83,18 @@ def run_baseline(plan: Plan, servers: Servers, fetch_max_wait_ms: int) -> dict[s
 class SuiteDriver:
     """Drives the running suite step by step and collects each step's figures."""
 
-    def __init__(self, plan: Plan, servers: Servers, services: dict[str, ServiceProcess]) -> None:
+    def __init__(
+        self, plan: Plan, servers: Servers, groups: dict[str, list[ServiceProcess]]
+    ) -> None:
         self.plan = plan
         self.servers = servers
-        self.services = services
+        self.groups = groups
+        self.services = {name: replicas[0] for name, replicas in groups.items()}
         self.numbers = tenant_numbers(plan.tenants)
         self.watcher = TopicWatcher(servers.kafka.bootstrap_servers)
-        self.sampler = ApiSampler(services["notes"].url)
+        self.sampler = ApiSampler(self.services["notes"].url)
         self.sampler_port = 0
-        self.pids = {name: s.pid for name, s in services.items() if s.pid is not None}
+        self.pids = {_pid_name(p): p.pid for g in groups.values() for p in g if p.pid is not None}
         for name, server in (("tansu", servers.kafka), ("nx-27017", servers.mongo)):
             if server.pid is not None:
                 self.pids[name] = server.pid
@@ -120,7 +128,7 @@ class SuiteDriver:
         if self.plan.api_samples_per_s > 0:
             sample_every = max(1, round(expected_rate / self.plan.api_samples_per_s))
         spec = LoadSpec(
-            intake_url=self.services["intake"].url,
+            intake_urls=[p.url for p in self.groups["intake"]],
             numbers=self.numbers,
             duration_s=duration_s,
             rate_per_s=rate,
@@ -138,7 +146,7 @@ class SuiteDriver:
         meter.start(time.monotonic())
         recording = profile.Recording.start(self.pids, profile_dir, duration_s - 1)
         result: LoadResult = await asyncio.to_thread(conn.recv)
-        cpu = meter.shares(time.monotonic())
+        cpu = _per_service(meter.shares(time.monotonic()))
         process.join(10)
         window_end = result.started + duration_s
         await self._wait_for_notes(result)
@@ -151,6 +159,7 @@ class SuiteDriver:
         summary["cpu_cores"] = cpu
         summary["cpu_ms_per_call"] = cpu_ms_per_call(cpu, summary["notes_per_s"])
         summary["rss_mib"] = {name: rss_mib(pid) for name, pid in self.pids.items()}
+        self.refresh_pids()
         if recording is not None:
             summary["profile"] = recording.finish()
         return summary
@@ -167,6 +176,22 @@ class SuiteDriver:
         summary["foreign_cores_per_attempt"] = attempts
         return summary
 
+    async def settle(self, timeout_s: float = 90.0) -> None:
+        """Wait until notes caught up with everything intake accepted (its lag gauge is 0)."""
+        url = f"{self.services['intake'].url}/metrics"
+        deadline = time.monotonic() + timeout_s
+        async with httpx.AsyncClient(timeout=5) as client:
+            while time.monotonic() < deadline:
+                text = (await client.get(url)).text
+                lags = [
+                    float(line.rsplit(" ", 1)[1])
+                    for line in text.splitlines()
+                    if line.startswith("switchboard_intake_downstream_lag_messages{")
+                ]
+                if lags and max(lags) == 0:
+                    return
+                await asyncio.sleep(0.5)
+
     async def _wait_for_notes(self, result: LoadResult, timeout_s: float = 30.0) -> None:
         accepted = [c[0] for c in result.calls if c[4] == 201]
         deadline = time.monotonic() + timeout_s
@@ -175,20 +200,45 @@ class SuiteDriver:
                 return
             await asyncio.sleep(0.05)
 
+    def refresh_pids(self) -> None:
+        """Follow restarted processes (the restart episode replaces them)."""
+        for group in self.groups.values():
+            for process in group:
+                if process.pid is not None:
+                    self.pids[_pid_name(process)] = process.pid
+
     def peak_rss(self) -> dict[str, float | None]:
         """Peak resident memory (VmHWM) of every process so far."""
         return {name: peak_rss_mib(pid) for name, pid in self.pids.items()}
 
 
+def _pid_name(process: ServiceProcess) -> str:
+    """`intake` for a single replica, `intake-1` for the second of several."""
+    return process.service if process.name.endswith("-0") else process.name
+
+
+_REPLICA = re.compile(r"^(intake|notes|notify|retention|crm-sync)-[0-9]+$")
+
+
+def _per_service(shares: dict[str, float]) -> dict[str, float]:
+    """CPU shares with every replica of a service added up under the service's name."""
+    merged: dict[str, float] = {}
+    for name, value in shares.items():
+        replica = _REPLICA.match(name)
+        service = replica.group(1) if replica else name
+        merged[service] = round(merged.get(service, 0.0) + value, 3)
+    return merged
+
+
 async def drive_suite(
-    plan: Plan, servers: Servers, services: dict[str, ServiceProcess], out_dir: Path
+    plan: Plan, servers: Servers, groups: dict[str, list[ServiceProcess]], out_dir: Path
 ) -> dict[str, Any]:
     """Warm up, the closed-loop maximum (and its profile), then every steady rate.
 
     The maximum comes first: the embedded broker gets slower per message as it fills (its
     memory storage), and the baseline before it ran on an empty one.
     """
-    driver = SuiteDriver(plan, servers, services)
+    driver = SuiteDriver(plan, servers, groups)
     await driver.start()
     try:
         await driver.step("warm-up", rate=50, duration_s=2)
@@ -220,6 +270,14 @@ async def drive_suite(
             )
             print(_line(result["intake_max"]), flush=True)
         result["peak_rss_mib"] = driver.peak_rss()
+        if plan.episodes:
+            intake, notes = driver.services["intake"], driver.services["notes"]
+            number = driver.numbers[0]
+            result["backpressure"] = await episodes.backpressure(intake.url, notes, number)
+            print(f"backpressure: {result['backpressure']}", flush=True)
+            await driver.settle()
+            result["restart"] = await episodes.restart(intake, notes, number, driver.watcher)
+            print(f"restart: {result['restart']}", flush=True)
         result["duplicate_note_events"] = driver.watcher.duplicates
         result["api_samples_skipped"] = driver.sampler.skipped
         return result
@@ -240,10 +298,13 @@ def run_suite(plan: Plan, servers: Servers, out_dir: Path) -> dict[str, Any]:
     """Start the services (from this, the main, thread) and drive them."""
     log_dir = out_dir / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    env = {**plan.env, "BENCH_TIMINGS_DIR": str(out_dir)}
-    with running_services(servers, log_dir, env=env) as groups:
-        services = {name: replicas[0] for name, replicas in groups.items()}
-        result = asyncio.run(drive_suite(plan, servers, services, out_dir))
+    env = {
+        "INTAKE_MAX_DOWNSTREAM_LAG": str(episodes.BACKPRESSURE_LIMIT),
+        **plan.env,
+        "BENCH_TIMINGS_DIR": str(out_dir),
+    }
+    with running_services(servers, log_dir, plan.replicas, env=env) as groups:
+        result = asyncio.run(drive_suite(plan, servers, groups, out_dir))
     timings = {
         p.name.split(".")[0]: json.loads(p.read_text()) for p in out_dir.glob("*.timings.json")
     }

@@ -35,7 +35,7 @@ NOTE_WAIT_S = 30.0
 class LoadSpec:
     """One load step: where to post, how hard, how long, which calls to sample for the API."""
 
-    intake_url: str
+    intake_urls: list[str]
     numbers: list[str]
     duration_s: float
     rate_per_s: float | None = None
@@ -59,9 +59,9 @@ class LoadResult:
 class _Poster:
     """Posts calls and hands sampled 201s to the observer over UDP."""
 
-    def __init__(self, spec: LoadSpec, client: JsonPoster) -> None:
+    def __init__(self, spec: LoadSpec, clients: list[JsonPoster]) -> None:
         self._spec = spec
-        self._client = client
+        self._clients = clients
         self._udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self._accepted = 0
         self.calls: list[CallRecord] = []
@@ -75,7 +75,8 @@ class _Poster:
             "started_at": datetime.now(UTC).isoformat(),
         }
         try:
-            status, data = await self._client.post_json("/v1/calls", body)
+            client = self._clients[i % len(self._clients)]  # round robin over the replicas
+            status, data = await client.post_json("/v1/calls", body)
         except ConnectionError:
             self.calls.append(("", "", sent, time.monotonic(), 0))
             return None
@@ -124,10 +125,12 @@ async def run_step(spec: LoadSpec, ready: Callable[[], None] = lambda: None) -> 
     if watcher is not None:
         await watcher.start()
     kind = RawPoster if spec.client == "raw" else HttpxPoster
-    client = kind(spec.intake_url, auth_header("agent", sub="bench-agent"))
+    headers = auth_header("agent", sub="bench-agent")
+    clients: list[JsonPoster] = [kind(url, headers) for url in spec.intake_urls]
     try:
-        poster = _Poster(spec, client)
-        await poster.post(-1, time.monotonic())  # opens a connection; not counted
+        poster = _Poster(spec, clients)
+        for i in range(len(clients)):
+            await poster.post(-1 - i, time.monotonic())  # opens each connection; not counted
         poster.calls.clear()
         ready()
         started = time.monotonic()
@@ -138,7 +141,8 @@ async def run_step(spec: LoadSpec, ready: Callable[[], None] = lambda: None) -> 
             await _closed_loop(poster, spec.concurrency or 16, until, watcher)
         return LoadResult(started=started, ended=time.monotonic(), calls=poster.calls)
     finally:
-        await client.aclose()
+        for client in clients:
+            await client.aclose()
         if watcher is not None:
             await watcher.stop()
 

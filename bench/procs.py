@@ -96,3 +96,29 @@ def machine() -> dict[str, object]:
         "memory_gib": round(mem_kib / 1024 / 1024, 1),
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
     }
+
+
+def import_times(
+    modules: tuple[str, ...] = ("switchboard_intake.main", "switchboard_notes.main"), runs: int = 3
+) -> dict[str, float]:
+    """Median seconds `python -X importtime` reports for importing each service (cumulative)."""
+    import statistics
+    import subprocess
+    import sys
+
+    result: dict[str, float] = {}
+    for module in modules:
+        samples = []
+        for _ in range(runs):
+            done = subprocess.run(
+                [sys.executable, "-X", "importtime", "-c", f"import {module}"],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            last = [line for line in done.stderr.splitlines() if line.endswith(f"| {module}")]
+            samples.append(int(last[-1].split("|")[1]) / 1_000_000)
+        result[module.split(".")[0].removeprefix("switchboard_")] = round(
+            statistics.median(samples), 2
+        )
+    return result

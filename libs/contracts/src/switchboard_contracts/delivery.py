@@ -2,7 +2,7 @@
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
@@ -89,6 +89,10 @@ class CrmTransfer(EventPayload):
     legal_basis: LegalBasis
     attempt: int = Field(default=1, ge=1)
     attempted_at: datetime
+    operation: Literal["sync", "delete"] = Field(
+        default="sync",
+        description="Whether the note was written to the CRM or removed from it (R-NOTE-2)",
+    )
 
 
 class CrmSynced(CrmTransfer):

@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 from typing import Generic, TypeVar
 
 from aiokafka.errors import KafkaError
-from faststream.kafka import KafkaBroker
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind
@@ -27,6 +26,7 @@ from switchboard_contracts import Event, EventDecodeError, EventPayload, decode
 from switchboard_contracts.topics import dead_letter_topic
 
 from .health import Health
+from .kafka import Publisher
 from .logs import bind_tenant, log_scope
 from .metrics import HANDLER_DURATION, MESSAGES_CONSUMED, MESSAGES_DEAD_LETTERED, MESSAGES_FAILED
 from .mongo import is_transient
@@ -61,7 +61,7 @@ def is_transient_error(exc: BaseException) -> bool:
 class DeadLetters:
     """Publishes unprocessable records to `<topic>.dlq`, original bytes and headers kept."""
 
-    def __init__(self, broker: KafkaBroker, service: str) -> None:
+    def __init__(self, broker: Publisher, service: str) -> None:
         self._broker = broker
         self._service = service
 

@@ -1,48 +1,29 @@
-"""The FastStream Kafka broker every service uses: connection, security, acks, telemetry."""
+"""The Kafka producer every service publishes with: connection, security, acks, tracing.
+
+aiokafka's producer directly, not FastStream's broker: it is what FastStream wrapped, and the
+wrapper cost import time (a restarted service comes back slower) and a middleware stack per
+message. FastStream still writes each service's AsyncAPI document (`runtime.asyncapi_json`).
+With tracing on, every publish is a PRODUCER span whose context travels in `traceparent`.
+"""
 
 from __future__ import annotations
 
-import logging
+import asyncio
 import ssl
-from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
-from faststream.kafka import KafkaBroker
-from faststream.security import (
-    BaseSecurity,
-    SASLPlaintext,
-    SASLScram256,
-    SASLScram512,
-)
+from aiokafka import AIOKafkaProducer
+from opentelemetry import propagate, trace
+from opentelemetry.trace import SpanKind
 
 from .settings import ServiceSettings
 
-
-def broker_security(settings: ServiceSettings) -> BaseSecurity | None:
-    """Translate the KAFKA_SECURITY_PROTOCOL / SASL / TLS settings into FastStream's security."""
-    protocol = settings.kafka_security_protocol
-    if protocol == "PLAINTEXT":
-        return None
-    use_ssl = protocol in ("SSL", "SASL_SSL")
-    context = ssl.create_default_context(cafile=settings.kafka_ssl_cafile) if use_ssl else None
-    if protocol == "SSL":
-        return BaseSecurity(ssl_context=context, use_ssl=True)
-    if settings.kafka_sasl_username is None or settings.kafka_sasl_password is None:
-        raise ValueError("KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD are required for SASL")
-    user = settings.kafka_sasl_username
-    password = settings.kafka_sasl_password.get_secret_value()
-    kinds: dict[str, type[SASLPlaintext] | type[SASLScram256] | type[SASLScram512]] = {
-        "PLAIN": SASLPlaintext,
-        "SCRAM-SHA-256": SASLScram256,
-        "SCRAM-SHA-512": SASLScram512,
-    }
-    return kinds[settings.kafka_sasl_mechanism](
-        username=user, password=password, ssl_context=context, use_ssl=use_ssl
-    )
+REQUEST_TIMEOUT_MS = 15_000
+"""The producer's request timeout; the outbox relay's publish timeout must exceed it."""
 
 
 def client_security(settings: ServiceSettings) -> dict[str, Any]:
-    """The same security settings as keyword arguments of an aiokafka client."""
+    """KAFKA_SECURITY_PROTOCOL / SASL / TLS settings as keyword arguments of an aiokafka client."""
     protocol = settings.kafka_security_protocol
     if protocol == "PLAINTEXT":
         return {}
@@ -60,31 +41,139 @@ def client_security(settings: ServiceSettings) -> dict[str, Any]:
     return kwargs
 
 
-def create_broker(
-    settings: ServiceSettings,
-    *,
-    client_id: str,
-    middlewares: Sequence[Any] = (),
-    description: str | None = None,
-) -> KafkaBroker:
-    """Build (not connect) the service's broker: acks from all replicas, no auto topic creation.
+class Publisher(Protocol):
+    """What publishes records: the `Producer` below, or a fake in unit tests."""
+
+    async def publish(
+        self,
+        value: bytes,
+        topic: str,
+        *,
+        key: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        no_confirm: bool = False,
+    ) -> asyncio.Future[Any]:
+        """Send one record; the future resolves when the broker acknowledged it."""
+        ...
+
+
+class Producer:
+    """Publishes records with acks from all in-sync replicas, optionally traced.
 
     The idempotent producer stays off: the embedded dev broker does not support it, and
     consumers are idempotent on the event id anyway (docs/decisions/0003).
     """
-    return KafkaBroker(
-        settings.kafka_bootstrap_servers,
-        client_id=client_id,
-        acks="all",
-        enable_idempotence=False,
-        allow_auto_create_topics=False,
-        security=broker_security(settings),
-        middlewares=tuple(middlewares),
-        graceful_timeout=15.0,
-        description=description,
-        linger_ms=2,
-        request_timeout_ms=15_000,
-        # FastStream's own per-message access lines go to our JSON logs, at DEBUG
-        logger=logging.getLogger("switchboard.kafka"),
-        log_level=logging.DEBUG,
-    )
+
+    def __init__(
+        self,
+        settings: ServiceSettings,
+        *,
+        client_id: str,
+        tracer: trace.Tracer | None = None,
+        request_timeout_ms: int = REQUEST_TIMEOUT_MS,
+    ) -> None:
+        self._settings = settings
+        self._client_id = client_id
+        self._request_timeout_ms = request_timeout_ms
+        self._tracer = tracer
+        self._producer: AIOKafkaProducer | None = None
+
+    def _build(self) -> AIOKafkaProducer:
+        return AIOKafkaProducer(
+            bootstrap_servers=self._settings.kafka_bootstrap_servers,
+            client_id=self._client_id,
+            acks="all",
+            enable_idempotence=False,
+            linger_ms=2,
+            request_timeout_ms=self._request_timeout_ms,
+            **client_security(self._settings),
+        )
+
+    async def start(self) -> None:
+        """Connect (the first metadata request); raises if Kafka cannot be reached."""
+        producer = self._build()
+        try:
+            await producer.start()
+        except BaseException:
+            await producer.stop()
+            raise
+        self._producer = producer
+
+    @property
+    def started(self) -> bool:
+        """Whether the producer is connected."""
+        return self._producer is not None
+
+    async def stop(self) -> None:
+        """Flush what is buffered and disconnect."""
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    async def ping(self, timeout: float = 2.0) -> bool:
+        """Whether a broker answers a metadata request in time."""
+        if self._producer is None:
+            return False
+        try:
+            async with asyncio.timeout(timeout):
+                await self._producer.client.fetch_all_metadata()
+        except Exception:
+            return False
+        return True
+
+    async def publish(
+        self,
+        value: bytes,
+        topic: str,
+        *,
+        key: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        no_confirm: bool = False,
+    ) -> asyncio.Future[Any]:
+        """Hand the record to the producer; the future resolves with the broker's ack.
+
+        Awaited with `no_confirm=False`, it returns once acknowledged. Raises when the
+        record cannot be sent at all (too large, producer not started).
+        """
+        if self._producer is None:
+            raise ConnectionError("the Kafka producer is not connected")
+        carrier = dict(headers or {})
+        if self._tracer is None:
+            future = await self._send(value, topic, key, carrier)
+        else:
+            # As the messaging conventions (and FastStream) have it: a `create` span for the
+            # message, whose context travels with it (consumers' spans are its children), and
+            # a `publish` span under it for handing it to the broker.
+            attributes = {
+                "messaging.system": "kafka",
+                "messaging.destination.name": topic,
+                "messaging.kafka.message.key": (key or b"").decode(errors="replace"),
+            }
+            create = self._tracer.start_span(
+                f"{topic} create",
+                kind=SpanKind.PRODUCER,
+                attributes={**attributes, "messaging.operation.type": "create"},
+            )
+            created = trace.set_span_in_context(create)
+            propagate.inject(carrier, context=created)
+            create.end()
+            with self._tracer.start_as_current_span(
+                f"{topic} publish",
+                context=created,
+                kind=SpanKind.PRODUCER,
+                attributes={**attributes, "messaging.operation.type": "publish"},
+            ):
+                future = await self._send(value, topic, key, carrier)
+        if not no_confirm:
+            await future
+        return future
+
+    async def _send(
+        self, value: bytes, topic: str, key: bytes | None, headers: dict[str, str]
+    ) -> asyncio.Future[Any]:
+        assert self._producer is not None
+        encoded = [(name, text.encode()) for name, text in headers.items()]
+        future: asyncio.Future[Any] = await self._producer.send(
+            topic, value, key=key, headers=encoded
+        )
+        return future

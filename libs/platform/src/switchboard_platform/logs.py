@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import IO, Any
 
-import faststream  # noqa: F401 - importing it installs the handler configure_logging replaces
 from aiokafka.errors import KafkaError
 from opentelemetry import trace
 from pymongo.errors import ConnectionFailure
@@ -168,6 +167,14 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     access = logging.getLogger("uvicorn.access")
     if not any(isinstance(f, AccessLogPrivacy) for f in access.filters):
         access.addFilter(AccessLogPrivacy())
-    broker_log = logging.getLogger("faststream")  # FastStream gives it a plain-text handler
+    route_faststream_logs()
+
+
+def route_faststream_logs() -> None:
+    """Send FastStream's log records through ours (it gives its logger a plain-text handler).
+
+    Call after FastStream is imported; `configure_logging` calls it too.
+    """
+    broker_log = logging.getLogger("faststream")
     broker_log.handlers.clear()
     broker_log.propagate = True

@@ -29,11 +29,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aiokafka.errors import InvalidTopicError, MessageSizeTooLargeError
-from faststream.kafka import KafkaBroker
 from opentelemetry import context as otel_context
 from opentelemetry import propagate
 from pymongo.errors import DuplicateKeyError
 
+from .kafka import Publisher
 from .metrics import (
     OUTBOX_OLDEST_AGE,
     OUTBOX_PARKED,
@@ -119,7 +119,7 @@ class OutboxRelay:
         db: MongoDatabase,
         collections: Iterable[str],
         service: str,
-        broker: KafkaBroker,
+        broker: Publisher,
         *,
         poll_interval_s: float = 0.1,
         batch_size: int = 500,

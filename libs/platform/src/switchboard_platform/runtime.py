@@ -15,9 +15,6 @@ from typing import Any, TypeVar
 
 from fastapi import APIRouter, FastAPI
 from fastapi.routing import APIRoute
-from faststream.kafka import KafkaBroker
-from faststream.params import NoCast
-from faststream.specification import AsyncAPI
 from pymongo import IndexModel
 
 from switchboard_contracts import EventPayload
@@ -28,7 +25,7 @@ from .cursors import CursorCodec
 from .errors import ERROR_RESPONSES, install_error_handlers
 from .health import Health
 from .http import install_http
-from .kafka import create_broker
+from .kafka import Producer
 from .mongo import MongoClient, MongoDatabase, create_mongo_client, ensure_indexes
 from .outbox import outbox_indexes
 from .outbox_relay import OutboxRelay
@@ -37,7 +34,6 @@ from .telemetry import (
     http_telemetry,
     instrument_app,
     instrument_mongo,
-    kafka_telemetry_middleware,
     setup_telemetry,
     tracing_enabled,
 )
@@ -67,12 +63,9 @@ class ServiceRuntime:
         self.settings = settings
         self.tracing = tracing_enabled(settings.tracing)
         self.tracer_provider = setup_telemetry(name, version)
-        middlewares = [kafka_telemetry_middleware(self.tracer_provider)] if self.tracing else []
-        self.broker = create_broker(
-            settings, client_id=f"switchboard-{name}", middlewares=middlewares
-        )
-        # Documentation only (never connected): what the AsyncAPI page shows.
-        self._spec = KafkaBroker(settings.kafka_bootstrap_servers)
+        tracer = self.tracer_provider.get_tracer("switchboard.kafka") if self.tracing else None
+        self.broker = Producer(settings, client_id=f"switchboard-{name}", tracer=tracer)
+        self._publishes = tuple(publishes)
         self.health = Health()
         self.dead_letters = DeadLetters(self.broker, name)
         self._indexes = dict(indexes or {})
@@ -84,13 +77,6 @@ class ServiceRuntime:
         self._pipelines: list[tuple[EventPipeline[Any], str]] = []
         self._consumers: list[TopicConsumer] = []
         self._cursor_secret = settings.cursor_secret.get_secret_value().encode()
-        for payload in publishes:
-            self._spec.publisher(
-                payload.topic,
-                title=f"{payload.topic}:{name}",
-                schema=payload,
-                description=payload.__doc__,
-            )
 
     @property
     def db(self) -> MongoDatabase:
@@ -126,21 +112,14 @@ class ServiceRuntime:
         )
         self._pipelines.append((pipeline, group))
 
-        async def documented(body: Any) -> None:  # never called: the AsyncAPI entry
-            """Documents the subscription."""
-
-        documented.__annotations__ = {"body": NoCast[payload_type], "return": None}  # type: ignore[valid-type,misc]
-        self._spec.subscriber(
-            payload_type.topic,
-            group_id=group,
-            title=f"{payload_type.topic}:{group}",
-            description=payload_type.__doc__,
-        )(documented)
-
     def asyncapi_json(self) -> str:
         """The AsyncAPI 3 document of the topics this service consumes and publishes."""
-        spec = AsyncAPI(self._spec, title=f"Switchboard {self.name}", version=self.version)
-        return spec.to_specification().to_json()
+        from .asyncapi import asyncapi_document  # FastStream: imported only when asked
+
+        subscriptions = [(p.payload_type, group) for p, group in self._pipelines]
+        return asyncapi_document(
+            self.name, self.version, self.settings, self._publishes, subscriptions
+        )
 
     async def _ping_mongo(self) -> bool:
         if self._mongo is None:
@@ -175,7 +154,6 @@ class ServiceRuntime:
         self.health.add_probe("kafka", self._ping_kafka)
         if on_startup is not None:
             await on_startup(self)
-        await self.broker.connect()
         await self.broker.start()
         if self._outbox_collections:
             self._relay = OutboxRelay(
@@ -196,7 +174,7 @@ class ServiceRuntime:
                 settings=self.settings,
                 client_id=f"switchboard-{self.name}",
             )
-            await consumer.start()
+            await consumer.start()  # joins in the background: HTTP serves meanwhile
             self._consumers.append(consumer)
         if self._consumers:
             self.health.add_probe("consumers", self._consumers_ok)

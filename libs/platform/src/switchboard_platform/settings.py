@@ -22,7 +22,9 @@ class ServiceSettings(BaseSettings):
     environment serves the whole suite; per-service variables (`<SERVICE>_PORT`, …) use it.
     """
 
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(
+        extra="ignore", populate_by_name=True, hide_input_in_errors=True
+    )
 
     environment: Literal["dev", "test", "production"] = Field(
         "production",

@@ -218,13 +218,6 @@ def _otlp_log_handler(logger_provider: Any) -> logging.Handler:
         return PrivateLoggingHandler(logger_provider=logger_provider)
 
 
-def kafka_telemetry_middleware(tracer_provider: trace.TracerProvider | None = None) -> Any:
-    """FastStream middleware that traces publish (and consume) and carries `traceparent`."""
-    from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
-
-    return KafkaTelemetryMiddleware(tracer_provider=tracer_provider or trace.get_tracer_provider())
-
-
 def http_telemetry(tracer_provider: TracerProvider, *, tracing: bool) -> Any:
     """FastAPI's own OpenTelemetry settings: a SERVER span per request, nothing else.
 

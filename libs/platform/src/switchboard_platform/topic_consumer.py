@@ -93,6 +93,7 @@ class TopicConsumer:
         self._fetcher: asyncio.Task[None] | None = None
         self._committer: asyncio.Task[None] | None = None
         self._stopping = False
+        self.joined = False
         self._commit_lock = asyncio.Lock()
 
     def _instance_id(self) -> str | None:
@@ -100,9 +101,18 @@ class TopicConsumer:
         return f"{base}-{self.topic}" if base else None
 
     async def start(self) -> None:
-        """Join the group and start fetching in the background."""
+        """Join the group and fetch, in the background: the service serves meanwhile.
+
+        A group join takes a while (half the session timeout on the embedded broker), and
+        Kafka may be down when the process starts: `joined` says when it is consuming, and
+        a failed start is retried with backoff.
+        """
+        self._consumer = self._build()
+        self._fetcher = asyncio.create_task(self._join_then_fetch(), name=f"fetch:{self.topic}")
+
+    def _build(self) -> AIOKafkaConsumer:
         settings = self._settings
-        self._consumer = AIOKafkaConsumer(
+        consumer = AIOKafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap_servers,
             client_id=self._client_id,
             group_id=self.group_id,
@@ -116,16 +126,33 @@ class TopicConsumer:
             max_poll_interval_ms=max(300_000, settings.kafka_rebalance_timeout_ms),
             **client_security(settings),
         )
-        self._consumer.subscribe([self.topic], listener=_Rebalance(self))
-        await self._consumer.start()
-        self._fetcher = asyncio.create_task(self._fetch_loop(), name=f"fetch:{self.topic}")
-        if settings.kafka_commit_interval_ms > 0:
+        consumer.subscribe([self.topic], listener=_Rebalance(self))
+        return consumer
+
+    async def _join_then_fetch(self) -> None:
+        assert self._consumer is not None
+        backoff = 0.5
+        while not self.joined:
+            try:
+                await self._consumer.start()
+                self.joined = True
+            except asyncio.CancelledError:
+                raise
+            except (KafkaError, OSError):
+                log.warning("could not join %s; retrying in %.1fs", self.group_id, backoff)
+                with contextlib.suppress(Exception):
+                    await self._consumer.stop()
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 10.0)
+                self._consumer = self._build()
+        if self._settings.kafka_commit_interval_ms > 0:
             self._committer = asyncio.create_task(self._commit_loop(), name=f"commit:{self.topic}")
+        await self._fetch_loop()
 
     @property
     def running(self) -> bool:
-        """Whether the fetch loop is alive."""
-        return self._fetcher is not None and not self._fetcher.done()
+        """Whether it joined its group and the fetch loop is alive."""
+        return self.joined and self._fetcher is not None and not self._fetcher.done()
 
     async def stop(self, *, timeout_s: float = 15.0) -> None:
         """Stop fetching, let the records in hand finish (bounded), commit, leave."""
@@ -143,7 +170,8 @@ class TopicConsumer:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-        await self.commit()
+        if self.joined:
+            await self.commit()
         if self._consumer is not None:
             await self._consumer.stop()
             self._consumer = None

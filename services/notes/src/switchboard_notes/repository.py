@@ -2,14 +2,17 @@
 
 A note's rating lives inside the note document, so deleting a note (which forgets the
 rating's comment) and rating a note (which must not land on a deleted one) are each one
-single-document write (docs/decisions/0006).
+single-document write (docs/decisions/0006). Notes are ordered and paged by `started_ms`
+(the call's start in epoch milliseconds) rather than by the `started_at` date: nx-27017
+compares dates to the second, so two calls in one second would tie (a skipped or repeated
+note when paging).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
@@ -41,7 +44,7 @@ INDEXES: dict[str, Sequence[IndexModel]] = {
         # (tenant, started_at) rather than (tenant, started_at, _id): nx-27017 cannot index
         # `_id` inside a compound index, and ties on started_at are rare enough to sort in memory.
         IndexModel(
-            [("tenant_id", ASCENDING), ("started_at", DESCENDING)], name="tenant_newest_first"
+            [("tenant_id", ASCENDING), ("started_ms", DESCENDING)], name="tenant_newest_first_ms"
         ),
         IndexModel([("category", ASCENDING), ("retention_from", ASCENDING)], name="retention"),
         IndexModel(
@@ -63,6 +66,7 @@ def _note_document(note: Note) -> Document:
         "concern": note.concern,
         "contact_person": note.contact_person,
         "started_at": note.started_at,
+        "started_ms": epoch_ms(note.started_at),
         "duration_seconds": note.duration_seconds,
         "forwarded_from": note.forwarded_from,
         "dialed_number": note.dialed_number,
@@ -71,6 +75,11 @@ def _note_document(note: Note) -> Document:
         "category": note.category,
         "retention_from": note.retention_from,
     }
+
+
+def epoch_ms(moment: datetime) -> int:
+    """A time as whole milliseconds since the epoch: what notes are ordered and paged by."""
+    return int(moment.timestamp() * 1000)
 
 
 def _guarded(doc: Document | None, tenant_id: str) -> Document | None:
@@ -103,11 +112,11 @@ class NotesRepository:
         clauses: list[Document] = [{"deleted_at": LIVE}]
         started: Document = {}
         if query.started_from is not None:
-            started["$gte"] = query.started_from
+            started["$gte"] = epoch_ms(query.started_from)
         if query.started_to is not None:
-            started["$lt"] = query.started_to
+            started["$lt"] = epoch_ms(query.started_to)
         if started:
-            clauses.append({"started_at": started})
+            clauses.append({"started_ms": started})
         if query.contact_person:
             pattern = f"^{re.escape(query.contact_person)}$"
             clauses.append({"contact_person": {"$regex": pattern, "$options": "i"}})
@@ -115,18 +124,18 @@ class NotesRepository:
             pattern = re.escape(query.text)
             clauses.append({"$or": [{f: {"$regex": pattern, "$options": "i"}} for f in SEARCHED]})
         if query.after is not None:
-            after_started, after_id = query.after
+            after_ms, after_id = epoch_ms(query.after[0]), query.after[1]
             clauses.append(
                 {
                     "$or": [
-                        {"started_at": {"$lt": after_started}},
-                        {"$and": [{"started_at": after_started}, {"_id": {"$lt": after_id}}]},
+                        {"started_ms": {"$lt": after_ms}},
+                        {"$and": [{"started_ms": after_ms}, {"_id": {"$lt": after_id}}]},
                     ]
                 }
             )
         cursor = (
             self._notes.find(scoped(query.tenant_id, *clauses), outbox_fields_excluded())
-            .sort([("started_at", DESCENDING), ("_id", DESCENDING)])
+            .sort([("started_ms", DESCENDING), ("_id", DESCENDING)])
             .limit(query.limit)
         )
         docs = [doc async for doc in cursor]
@@ -229,4 +238,8 @@ class NotesRepository:
     @staticmethod
     def cursor_position(doc: Document) -> tuple[datetime, str]:
         """Where the next page starts after `doc`."""
-        return as_utc(doc["started_at"]), doc["_id"]
+        moment = doc.get("started_ms")
+        started = as_utc(doc["started_at"])
+        if isinstance(moment, int):
+            started = datetime.fromtimestamp(moment / 1000, tz=UTC)
+        return started, doc["_id"]

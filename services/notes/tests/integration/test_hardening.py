@@ -170,3 +170,26 @@ async def test_r_note_2_deleting_a_note_forgets_its_rating_comment_in_the_same_w
         f"/v1/notes/{note['id']}/rating", json={"score": 1}, headers=headers
     )
     assert late.status_code == 404  # a rating cannot land on a deleted note
+
+
+async def test_paging_returns_calls_of_one_second_each_once_newest_first(
+    notes_client: httpx.AsyncClient, servers: ServerEndpoints
+) -> None:
+    """nx-27017 compares dates to the second: notes are paged by epoch milliseconds."""
+    from datetime import timedelta
+
+    tenant = f"ms-{uuid.uuid4().hex[:8]}"
+    moments = [SAME_TIME + timedelta(milliseconds=ms) for ms in (100, 300, 500, 700, 900)]
+    await _publish(servers, *[_call_at(tenant, m) for m in moments])
+    await _wait_for_notes(notes_client, tenant, 5)
+    headers = auth_header("client", tenant=tenant)
+    seen: list[str] = []
+    cursor: str | None = None
+    for _ in range(5):
+        params: dict[str, Any] = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = (await notes_client.get("/v1/notes", headers=headers, params=params)).json()
+        seen.extend(n["started_at"] for n in page["items"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert [datetime.fromisoformat(s) for s in seen] == sorted(moments, reverse=True)

@@ -1,0 +1,1 @@
+"""crm-sync integration tests (a package, so mypy resolves their relative imports)."""
