@@ -144,12 +144,45 @@ class AccessLogPrivacy(logging.Filter):
         return True
 
 
+class RepeatLimiter(logging.Filter):
+    """Lets a repeated line of the noisy client libraries through once per `window_s`.
+
+    aiokafka logs every failed connection attempt (several a second while a broker is
+    away); the first line and then one per window, counting what was held back, say as
+    much. Only loggers under `prefixes` are limited; WARNING and above of ours never are.
+    """
+
+    def __init__(self, prefixes: tuple[str, ...] = ("aiokafka",), window_s: float = 30.0) -> None:
+        super().__init__()
+        self._prefixes = prefixes
+        self._window_s = window_s
+        self._seen: dict[tuple[str, str], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Pass the first of a kind, then one per window with `repeated` set."""
+        if not record.name.startswith(self._prefixes):
+            return True
+        key = (record.name, str(record.msg))
+        now = record.created
+        first, held = self._seen.get(key, (0.0, 0))
+        if now - first >= self._window_s:
+            if held:
+                record.repeated = held  # lines like it held back since the last one
+            self._seen[key] = (now, 0)
+            if len(self._seen) > 1000:
+                self._seen.clear()
+            return True
+        self._seen[key] = (first, held + 1)
+        return False
+
+
 class JsonLinesHandler(logging.StreamHandler):  # type: ignore[type-arg]
     """Writes JSON lines stamped with trace context, service and tenant (stderr by default)."""
 
     def __init__(self, service: str, stream: IO[str] | None = None) -> None:
         super().__init__(stream or sys.stderr)
         self.setFormatter(JsonLineFormatter())
+        self.addFilter(RepeatLimiter())
         self.addFilter(TraceContextFilter(service))
 
 

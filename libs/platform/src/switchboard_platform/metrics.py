@@ -92,3 +92,14 @@ READINESS = Gauge(
     "1 when the named readiness check passed at the last /readyz, else 0",
     ["service", "check"],
 )
+DEAD_LETTER_DEPTH = Gauge(
+    "switchboard_dead_letter_topic_messages",
+    "Messages on a dead-letter topic this service writes to (end minus start offsets)",
+    ["service", "topic"],
+)
+FLOW_LATENCY = Histogram(
+    "switchboard_flow_latency_seconds",
+    "End-to-end latency of a flow, e.g. capture_to_note: call accepted to note stored",
+    ["flow"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+)

@@ -8,6 +8,8 @@ signed cursors, dead letters, the outbox — comes with the runtime (docs/decisi
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -18,10 +20,12 @@ from fastapi.routing import APIRoute
 from pymongo import IndexModel
 
 from switchboard_contracts import EventPayload
+from switchboard_contracts.topics import dead_letter_topic
 
 from .auth import TokenVerifier
 from .consumer import DeadLetters, EventHandler, EventPipeline
 from .cursors import CursorCodec
+from .dead_letter_depth import DeadLetterDepth
 from .errors import ERROR_RESPONSES, install_error_handlers
 from .health import Health
 from .http import install_http
@@ -40,6 +44,32 @@ from .telemetry import (
 from .topic_consumer import TopicConsumer
 
 log = logging.getLogger(__name__)
+RETRY_MAX_S = 10.0
+
+
+async def _until_done(what: str, attempt: Callable[[], Awaitable[Any]]) -> None:
+    """Call `attempt` until it succeeds, backing off up to 10 s; log the first failure."""
+    backoff, failures = 0.5, 0
+    while True:
+        try:
+            await attempt()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            failures += 1
+            if failures == 1 or failures % 10 == 0:
+                log.warning(
+                    "start-up step failed; retrying",
+                    extra={"step": what, "failures": failures, "error_kind": type(exc).__name__},
+                )
+            await asyncio.sleep(backoff)
+            backoff = min(backoff * 2, RETRY_MAX_S)
+            continue
+        if failures:
+            log.info("start-up step done", extra={"step": what, "failures": failures})
+        return
+
+
 P = TypeVar("P", bound=EventPayload)
 StartupHook = Callable[["ServiceRuntime"], Awaitable[None]]
 ShutdownHook = Callable[["ServiceRuntime"], Awaitable[None]]
@@ -73,9 +103,11 @@ class ServiceRuntime:
             self._indexes[collection] = [*self._indexes.get(collection, ()), *outbox_indexes()]
         self._outbox_collections = tuple(outbox_collections)
         self._mongo: MongoClient | None = None
+        self._indexed = False
         self._relay: OutboxRelay | None = None
         self._pipelines: list[tuple[EventPipeline[Any], str]] = []
         self._consumers: list[TopicConsumer] = []
+        self._dead_letter_depth = DeadLetterDepth(settings, name, ())
         self._cursor_secret = settings.cursor_secret.get_secret_value().encode()
 
     @property
@@ -111,6 +143,9 @@ class ServiceRuntime:
             else None,
         )
         self._pipelines.append((pipeline, group))
+        self._dead_letter_depth = DeadLetterDepth(
+            self.settings, self.name, [dead_letter_topic(p.topic) for p, _ in self._pipelines]
+        )
 
     def asyncapi_json(self) -> str:
         """The AsyncAPI 3 document of the topics this service consumes and publishes."""
@@ -122,7 +157,7 @@ class ServiceRuntime:
         )
 
     async def _ping_mongo(self) -> bool:
-        if self._mongo is None:
+        if self._mongo is None or not self._indexed:
             return False
         await self._mongo.admin.command("ping")
         return True
@@ -131,10 +166,11 @@ class ServiceRuntime:
         return await self.broker.ping(timeout=2.0)
 
     async def _relay_ok(self) -> bool:
-        return self._relay is None or self._relay.healthy
+        return self._relay is not None and self._relay.healthy
 
     async def _consumers_ok(self) -> bool:
-        return all(c.running for c in self._consumers)
+        started = len(self._consumers) == len(self._pipelines)
+        return started and all(c.running for c in self._consumers)
 
     @asynccontextmanager
     async def running(
@@ -149,39 +185,22 @@ class ServiceRuntime:
         if self.tracing:
             instrument_mongo(self.tracer_provider)
         self._mongo = create_mongo_client(self.settings.mongodb_url, app_name=self.name)
-        await ensure_indexes(self.db, self._indexes)
         self.health.add_probe("mongodb", self._ping_mongo, needed_to_serve_http=True)
         self.health.add_probe("kafka", self._ping_kafka)
+        if self._outbox_collections:
+            self.health.add_probe("outbox", self._relay_ok)
+        if self._pipelines:
+            self.health.add_probe("consumers", self._consumers_ok)
         if on_startup is not None:
             await on_startup(self)
-        await self.broker.start()
-        if self._outbox_collections:
-            self._relay = OutboxRelay(
-                self.db,
-                self._outbox_collections,
-                service=self.name,
-                broker=self.broker,
-                poll_interval_s=self.settings.outbox_poll_interval_s,
-                lease_s=self.settings.outbox_lease_s,
-            )
-            self.health.add_probe("outbox", self._relay_ok)
-            self.health.add_info("outbox", self._relay.info)
-            self._relay.start()
-        for pipeline, group in self._pipelines:
-            consumer = TopicConsumer(
-                pipeline,
-                group_id=group,
-                settings=self.settings,
-                client_id=f"switchboard-{self.name}",
-            )
-            await consumer.start()  # joins in the background: HTTP serves meanwhile
-            self._consumers.append(consumer)
-        if self._consumers:
-            self.health.add_probe("consumers", self._consumers_ok)
-        log.info("service started", extra={"service_name": self.name})
+        bring_up = asyncio.create_task(self._bring_up(), name=f"{self.name}:start")
         try:
             yield
         finally:
+            bring_up.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await bring_up
+            await self._dead_letter_depth.stop()
             if on_shutdown is not None:
                 await on_shutdown(self)
             for consumer in self._consumers:
@@ -194,6 +213,40 @@ class ServiceRuntime:
             await self._mongo.close()
             self._mongo = None
             log.info("service stopped", extra={"service_name": self.name})
+
+    async def _bring_up(self) -> None:
+        """Indexes, then the relay and consumers, then the producer; each retried until up.
+
+        The HTTP API serves meanwhile (`/healthz` at once; `/readyz` says what is missing),
+        so a service restarted during a Kafka or MongoDB outage waits instead of crashing.
+        Consumers and the relay start only once the indexes exist: a unique index is what
+        makes a redelivered event change nothing.
+        """
+        await _until_done("creating indexes", lambda: ensure_indexes(self.db, self._indexes))
+        self._indexed = True
+        if self._outbox_collections:
+            self._relay = OutboxRelay(
+                self.db,
+                self._outbox_collections,
+                service=self.name,
+                broker=self.broker,
+                poll_interval_s=self.settings.outbox_poll_interval_s,
+                lease_s=self.settings.outbox_lease_s,
+            )
+            self.health.add_info("outbox", self._relay.info)
+            self._relay.start()
+        for pipeline, group in self._pipelines:
+            consumer = TopicConsumer(
+                pipeline,
+                group_id=group,
+                settings=self.settings,
+                client_id=f"switchboard-{self.name}",
+            )
+            await consumer.start()  # joins in the background
+            self._consumers.append(consumer)
+        await _until_done("connecting to Kafka", self.broker.start)
+        self._dead_letter_depth.start()
+        log.info("service started", extra={"service_name": self.name})
 
     def create_app(
         self,

@@ -9,6 +9,7 @@ from switchboard_contracts import Event, make_event
 from switchboard_contracts.calls import CallReceived
 from switchboard_contracts.notes import NoteCreated, NoteDeleted, NoteRated
 from switchboard_platform.errors import NotFound
+from switchboard_platform.flows import CAPTURE_TO_NOTE, observe_flow
 from switchboard_platform.mongo import Document
 
 from .domain import AgentRatings, Deletion, Note, NoteFilter, Rating
@@ -61,6 +62,7 @@ class NotesService:
         created = await self._repo.insert_new(note, [note_created(note)])
         if created:
             self._events_written()
+            observe_flow(CAPTURE_TO_NOTE, event.data.received_at, ended=note.created_at)
         return created
 
     async def get(self, tenant_id: str, note_id: str) -> Document:
