@@ -67,3 +67,21 @@ async def test_update_matching_updates_exactly_the_matches_on_every_server(
     )
     hits = sorted([d["_id"] async for d in db.q.find({"hit": True})])
     assert (changed, hits) == (2, [1, 3])
+
+
+@pytest.mark.xfail(
+    EMBEDDED,
+    reason="nx-27017: comparisons of dates ($eq, $lt, $gt) are made to the second",
+    strict=True,
+)
+async def test_dates_compare_to_the_millisecond(db: MongoDatabase) -> None:
+    from datetime import UTC, datetime
+
+    base = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+    await db.t.insert_many(
+        [{"_id": ms, "at": base.replace(microsecond=ms * 1000)} for ms in (100, 500, 900)]
+    )
+    middle = base.replace(microsecond=500_000)
+    equal = sorted([d["_id"] async for d in db.t.find({"at": middle})])
+    before = sorted([d["_id"] async for d in db.t.find({"at": {"$lt": middle}})])
+    assert (equal, before) == ([500], [100])

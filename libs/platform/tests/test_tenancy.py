@@ -36,10 +36,17 @@ def test_r_sec_2_documents_of_another_tenant_are_dropped_counted_and_logged(
     )
 
 
-def test_scoped_queries_join_the_tenant_and_every_clause_with_and() -> None:
+def test_scoped_queries_join_an_or_with_and_and_plain_conditions_flat() -> None:
     clause = {"$or": [{"x": 1}, {"y": 2}]}
     assert scoped("a") == {"tenant_id": "a"}
     assert scoped("a", clause, {}) == {"$and": [{"tenant_id": "a"}, clause]}
+    assert scoped("a", {"_id": "n1"}, {"deleted_at": {"$exists": False}}) == {
+        "tenant_id": "a",
+        "_id": "n1",
+        "deleted_at": {"$exists": False},
+    }
+    # a clause that names the tenant field again must not overwrite the tenant condition
+    assert scoped("a", {"tenant_id": "b"}) == {"$and": [{"tenant_id": "a"}, {"tenant_id": "b"}]}
 
 
 async def test_r_sec_2_a_scoped_or_query_never_returns_another_tenants_document() -> None:

@@ -1,9 +1,10 @@
 """Tenant isolation in the data layer: query shapes that hold on every server, and a guard.
 
-Every tenant-scoped query is built with `scoped()`: the tenant condition and the rest are
-joined by an explicit `$and`. (nx-27017, the embedded server, drops a top-level condition
-for the later branches of a sibling `$or` when a datetime is compared; `$and` holds there
-and means the same on MongoDB.) Every read that returns tenant documents passes them
+Every tenant-scoped query is built with `scoped()`. Plain conditions are merged into one
+flat filter (nx-27017 uses no index under a top-level `$and`); as soon as a clause holds an
+`$or` or repeats a field, the tenant condition and the clauses are joined by an explicit
+`$and` instead (nx-27017 drops a top-level condition for the later branches of a sibling
+`$or` when a datetime is compared; `$and` holds there and means the same on MongoDB). Every read that returns tenant documents passes them
 through `only_tenant()`, which drops, counts and logs any document of another tenant, so a
 server or query bug cannot turn into a cross-tenant leak (R-SEC-2).
 """
@@ -25,7 +26,12 @@ TENANT_FIELD = "tenant_id"
 def scoped(tenant_id: str, *clauses: Document, field: str = TENANT_FIELD) -> Document:
     """A filter for `tenant_id`'s documents that also satisfy every clause."""
     parts: list[Document] = [{field: tenant_id}, *(c for c in clauses if c)]
-    return parts[0] if len(parts) == 1 else {"$and": parts}
+    if len(parts) == 1:
+        return parts[0]
+    keys = [key for part in parts for key in part]
+    if len(keys) == len(set(keys)) and not any(key.startswith("$") for key in keys):
+        return {key: value for part in parts for key, value in part.items()}
+    return {"$and": parts}
 
 
 def only_tenant(

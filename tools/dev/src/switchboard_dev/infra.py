@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import os
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from switchboard_dev.config import DevSettings
+from switchboard_dev.sinks import dev_sinks
 from switchboard_platform.embedded import EmbeddedKafka, EmbeddedMongo
 
 
@@ -17,13 +19,21 @@ class Endpoints:
 
     kafka_bootstrap_servers: str
     mongodb_url: str
+    notify_env: Mapping[str, str] = field(default_factory=dict)
+    """Where notify's mail and SMS go: the local sinks' variables, when they were started."""
 
 
 @contextmanager
 def dev_servers(
-    settings: DevSettings, data_dir: Path, say: Callable[[str], None]
+    settings: DevSettings,
+    data_dir: Path,
+    say: Callable[[str], None],
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[Endpoints]:
-    """Yield the endpoints, starting embedded servers for those not configured; stop them after."""
+    """Yield the endpoints, starting embedded servers for those not configured; stop them after.
+
+    The same goes for notify's mail and SMS sinks (`sinks.py`), judged by `env`.
+    """
     with ExitStack() as stack:
         kafka = settings.kafka_bootstrap_servers
         if kafka is None:
@@ -41,4 +51,12 @@ def dev_servers(
             say(f"MongoDB  {mongodb}  embedded nx-27017, data in {data_dir / 'mongo'}")
         else:
             say("MongoDB  from MONGODB_URL")
-        yield Endpoints(kafka, mongodb)
+        sinks = dev_sinks(
+            os.environ if env is None else env,
+            data_dir,
+            say,
+            smtp_port=settings.smtp_port,
+            sms_port=settings.sms_port,
+        )
+        notify_env = stack.enter_context(sinks)
+        yield Endpoints(kafka, mongodb, notify_env)

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from switchboard_contracts.topics import ALL_TOPICS
 from switchboard_dev.command import SubParsers
 from switchboard_dev.config import DevSettings, workspace_root
+from switchboard_dev.crm_keys import dev_credentials_key
 from switchboard_dev.infra import Endpoints, dev_servers
 from switchboard_dev.services import SERVICES, Service, missing_reason
 from switchboard_dev.supervisor import ChildSpec, Supervisor, stop_on_signals
@@ -59,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGTERM, _interrupt)  # clean up even during start-up
     try:
         with dev_servers(settings, data_dir, _say) as endpoints:
-            return asyncio.run(_supervise(endpoints, args.grace))
+            return asyncio.run(_supervise(endpoints, args.grace, data_dir))
     except EmbeddedServerError as exc:
         _say(f"{exc}\n{_PORT_HINT if 'in use' in str(exc) else ''}")
         return 1
@@ -88,7 +89,13 @@ def service_child(service: Service, endpoints: Endpoints, env: Mapping[str, str]
     child_env.setdefault("KAFKA_FETCH_MAX_WAIT_MS", FETCH_MAX_WAIT_MS)
     child_env.setdefault("KAFKA_SESSION_TIMEOUT_MS", "6000")
     child_env.setdefault("KAFKA_REBALANCE_TIMEOUT_MS", "10000")
-    child_env.setdefault("KAFKA_GROUP_INSTANCE_ID", f"{service.name}-dev")
+    if service.name == "notify":  # the local mail and SMS sinks, unless configured away
+        for name, value in endpoints.notify_env.items():
+            child_env.setdefault(name, value)
+        notes = next((s for s in SERVICES if s.name == "notes"), None)
+        if notes is not None:  # the links in its messages open the note on this machine
+            link = f"http://{HOST}:{service_port(notes, env)}/v1/notes/{{note_id}}"
+            child_env.setdefault("NOTIFY_NOTE_LINK_TEMPLATE", link)
     return ChildSpec(service.name, (sys.executable, "-m", service.module), child_env)
 
 
@@ -97,7 +104,7 @@ def service_port(service: Service, env: Mapping[str, str]) -> int:
     return int(env.get(f"{service.env_prefix}_PORT") or service.port)
 
 
-async def _supervise(endpoints: Endpoints, grace: float) -> int:
+async def _supervise(endpoints: Endpoints, grace: float, data_dir: Path) -> int:
     stop = asyncio.Event()
     stop_on_signals(stop)
     try:
@@ -111,11 +118,21 @@ async def _supervise(endpoints: Endpoints, grace: float) -> int:
         if reason is not None:
             _say(f"skipped  {service.name}: {reason}")
             continue
-        children.append(service_child(service, endpoints, os.environ))
+        children.append(service_child(service, endpoints, _dev_env(data_dir)))
         _say(f"{service.name:<8} http://{HOST}:{service_port(service, os.environ)}/docs")
     _say("Ctrl-C stops everything")
     await Supervisor(children, grace=grace).run(stop)
     return 0
+
+
+def _dev_env(data_dir: Path) -> dict[str, str]:
+    """The environment every service gets in dev, on top of the caller's."""
+    env = dict(os.environ)
+    # crm-sync seals CRM credentials with this key; it is kept in .data across runs
+    env.setdefault("CRM_SYNC_CREDENTIALS_KEY", dev_credentials_key(data_dir))
+    # webhook receivers on this machine (http://127.0.0.1:...) are fine in dev
+    env.setdefault("CRM_SYNC_ALLOW_PRIVATE_URLS", "true")
+    return env
 
 
 def _say(message: str) -> None:

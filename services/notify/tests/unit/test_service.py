@@ -1,0 +1,147 @@
+"""Use cases against an in-memory database: event order, redelivery, withdrawal, deletion."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, cast
+
+import pytest
+
+from switchboard_contracts import make_event
+from switchboard_contracts.common import SubjectId, SubjectKind
+from switchboard_contracts.consent import (
+    ConsentChanged,
+    ConsentChannel,
+    ConsentMethod,
+    ConsentPurpose,
+    ConsentStatus,
+)
+from switchboard_contracts.tenants import Channel, Industry
+from switchboard_notify.domain import TenantMismatch
+from switchboard_notify.ledger import Ledger
+from switchboard_notify.registry import ConsentRegistry
+from switchboard_notify.repository import NotesRepository, TenantsRepository
+from switchboard_notify.service import NotifyService, Policy
+from switchboard_platform.testing.fakes import FakeDatabase
+
+from ..support import address, new_tenant, note_created, note_deleted, tenant_changed
+
+
+@pytest.fixture
+def db() -> Any:
+    return FakeDatabase()
+
+
+@pytest.fixture
+def service(db: Any) -> NotifyService:
+    database = cast(Any, db)
+    return NotifyService(
+        TenantsRepository(database),
+        NotesRepository(database),
+        Ledger(database),
+        ConsentRegistry(database),
+        policy=Policy(notice_version="onb-v1", attempt_limit=3, id_domain="example.de"),
+    )
+
+
+def _statuses(db: Any, tenant: str) -> list[str]:
+    return sorted(d["status"] for d in db["deliveries"]._collection.find({"tenant_id": tenant}))
+
+
+async def test_r_note_1_redelivered_note_plans_its_deliveries_once(
+    service: NotifyService, db: Any
+) -> None:
+    tenant = new_tenant()
+    await service.learn_tenant(tenant_changed(tenant, [(Channel.EMAIL, address(tenant), None)]))
+    note = note_created(tenant)
+    for _ in range(3):
+        await service.record_note(note)
+    assert _statuses(db, tenant) == ["pending"]
+    stored = db["deliveries"]._collection.find_one({"tenant_id": tenant})
+    assert (stored["category"], stored["recipient"]) == ("call_data", address(tenant))
+    assert stored["retention_from"] == note.data.started_at
+
+
+async def test_a_note_that_arrives_before_its_tenant_is_planned_when_the_tenant_does(
+    service: NotifyService, db: Any
+) -> None:
+    tenant = new_tenant()
+    await service.record_note(note_created(tenant))
+    assert _statuses(db, tenant) == []
+    await service.learn_tenant(tenant_changed(tenant, [(Channel.EMAIL, address(tenant), None)]))
+    assert _statuses(db, tenant) == ["pending"]
+    await service.learn_tenant(tenant_changed(tenant, [(Channel.EMAIL, address(tenant), None)]))
+    assert _statuses(db, tenant) == ["pending"]
+
+
+async def test_a_note_deleted_before_it_was_created_is_never_planned(
+    service: NotifyService, db: Any
+) -> None:
+    tenant = new_tenant()
+    await service.learn_tenant(tenant_changed(tenant, [(Channel.EMAIL, address(tenant), None)]))
+    note = note_created(tenant)
+    await service.forget_note(note_deleted(tenant, note.data.note_id))
+    await service.record_note(note)
+    assert _statuses(db, tenant) == []
+
+
+async def test_deletion_cancels_pending_deliveries_and_forgets_the_content(
+    service: NotifyService, db: Any
+) -> None:
+    tenant = new_tenant()
+    await service.learn_tenant(tenant_changed(tenant, [(Channel.EMAIL, address(tenant), None)]))
+    note = note_created(tenant)
+    await service.record_note(note)
+    await service.forget_note(note_deleted(tenant, note.data.note_id))
+    assert _statuses(db, tenant) == ["cancelled"]
+    copy = db["notes"]._collection.find_one({"_id": note.data.note_id})
+    assert not {"caller", "concern", "caller_phone", "contact_person"} & set(copy)
+
+
+async def test_r_con_2_a_withdrawal_from_another_service_suppresses_pending_deliveries(
+    service: NotifyService, db: Any
+) -> None:
+    tenant = new_tenant()
+    to = address(tenant)
+    await service.learn_tenant(tenant_changed(tenant, [(Channel.EMAIL, to, None)]))
+    await service.record_note(note_created(tenant))
+    withdrawal = ConsentChanged(
+        consent_id="w-1",
+        tenant_id=tenant,
+        subject=SubjectId(kind=SubjectKind.EMAIL, value=to),
+        purpose=ConsentPurpose.NOTIFICATION,
+        channel=ConsentChannel.EMAIL,
+        status=ConsentStatus.WITHDRAWN,
+        occurred_at=dt.datetime.now(dt.UTC),
+        method=ConsentMethod.WRITTEN,
+        text_version="v1",
+        recorded_by="system:crm",
+    )
+    event = make_event(withdrawal, tenant_id=tenant, source="/elsewhere")
+    await service.store_consent(event)
+    await service.store_consent(event)  # redelivered: stored once
+    assert _statuses(db, tenant) == ["suppressed"]
+    history = await service.consent_history(tenant, to)
+    assert [r.status for r in history] == ["granted", "withdrawn"]
+
+
+async def test_r_sec_3_secrecy_bound_tenants_note_copy_never_holds_caller_or_concern(
+    service: NotifyService, db: Any
+) -> None:
+    tenant = new_tenant()
+    await service.learn_tenant(
+        tenant_changed(tenant, [(Channel.EMAIL, address(tenant), None)], industry=Industry.TAX)
+    )
+    note = note_created(tenant)
+    await service.record_note(note)
+    copy = db["notes"]._collection.find_one({"_id": note.data.note_id})
+    assert not {"caller", "concern", "caller_phone"} & set(copy)
+
+
+async def test_events_naming_another_tenant_than_their_envelope_are_refused(
+    service: NotifyService,
+) -> None:
+    note = note_created("t-a")
+    forged = note.model_copy(update={"tenantid": "t-b"})
+    with pytest.raises(TenantMismatch):
+        await service.record_note(forged)
