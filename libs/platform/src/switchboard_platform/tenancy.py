@@ -4,7 +4,9 @@ Every tenant-scoped query is built with `scoped()`. Plain conditions are merged 
 flat filter (nx-27017 uses no index under a top-level `$and`); as soon as a clause holds an
 `$or` or repeats a field, the tenant condition and the clauses are joined by an explicit
 `$and` instead (nx-27017 drops a top-level condition for the later branches of a sibling
-`$or` when a datetime is compared; `$and` holds there and means the same on MongoDB). Every read that returns tenant documents passes them
+`$or` when a datetime is compared; `$and` holds there and means the same on MongoDB).
+
+Every read that returns tenant documents passes them
 through `only_tenant()`, which drops, counts and logs any document of another tenant, so a
 server or query bug cannot turn into a cross-tenant leak (R-SEC-2).
 """

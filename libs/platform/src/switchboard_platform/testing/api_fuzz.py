@@ -9,7 +9,8 @@ document's, and every body matches the documented schema.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import schemathesis
@@ -22,6 +23,8 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from .processes import ServiceProcess
+from .pytest_plugin import ServerEndpoints
 from .tokens import auth_header
 
 CHECKS = [
@@ -62,7 +65,76 @@ def headers_for(role: str, tenant: str) -> dict[str, str]:
     return auth_header(*roles, tenant=tenant if "client" in roles else None)
 
 
-def call_and_check(case: Any, base_url: str, role: str, tenant: str) -> None:
-    """Send one generated case as `role` and check the answer against the document."""
+def call_and_check(
+    case: Any,
+    base_url: str,
+    role: str,
+    tenant: str,
+    prepare: Callable[[Any], None] | None = None,
+) -> None:
+    """Send one generated case as `role` and check the answer against the document.
+
+    `prepare` may adjust the case first (e.g. point generated URLs at this machine, so
+    fuzzing never makes a service look up or call a host elsewhere).
+    """
+    if prepare is not None:
+        prepare(case)
     response = case.call(base_url=base_url, headers=headers_for(role, tenant), timeout=30)
     case.validate_response(response, checks=CHECKS)
+
+
+def fuzz_module(
+    service: str,
+    module: str,
+    app: FastAPI,
+    *,
+    tenant: str = "fuzz-tenant",
+    extra_env: Mapping[str, str] | None = None,
+    prepare: Callable[[Any], None] | None = None,
+) -> tuple[Any, Any, Any]:
+    """A fixture and two tests that fuzz one service; assign them to module-level names.
+
+    ```
+    service_process, test_api_fuzz, test_api_fuzz_refused = fuzz_module(
+        "notes", "switchboard_notes", create_app(NotesSettings(environment="test"))
+    )
+    ```
+    The service runs as a real process (`python -m <module>`) on the session's servers.
+    Operators and clients get `DEEP_EXAMPLES` inputs per operation, the roles most routes
+    refuse `SHALLOW_EXAMPLES`.
+    """
+    import pytest
+    from hypothesis import HealthCheck, settings
+
+    schema = load_schema(app)
+    env = {"KAFKA_CONSUMER_GROUP_PREFIX": f"{service}-fuzz", **(extra_env or {})}
+
+    @pytest.fixture(scope="module")
+    def service_process(
+        servers: ServerEndpoints, tmp_path_factory: pytest.TempPathFactory
+    ) -> Iterator[ServiceProcess]:
+        with ServiceProcess(
+            service,
+            module,
+            kafka_bootstrap_servers=servers.kafka_bootstrap_servers,
+            mongodb_url=servers.mongodb_url,
+            log_dir=Path(tmp_path_factory.mktemp("fuzz")),
+            database=f"{service.replace('-', '_')}_fuzz",
+            extra_env=env,
+        ) as process:
+            yield process
+
+    def checked(max_examples: int | None) -> Callable[..., Any]:
+        def test(case: Any, role: str, service_process: ServiceProcess) -> None:
+            call_and_check(case, service_process.url, role, tenant, prepare)
+
+        tuned = settings(deadline=None, suppress_health_check=list(HealthCheck))
+        if max_examples is not None:
+            tuned = settings(tuned, max_examples=max_examples)
+        return tuned(test)
+
+    deep = pytest.mark.parametrize("role", DEEP_ROLES)(schema.parametrize()(checked(None)))
+    shallow = pytest.mark.parametrize("role", SHALLOW_ROLES)(
+        schema.parametrize()(checked(SHALLOW_EXAMPLES))
+    )
+    return service_process, deep, shallow
