@@ -2,9 +2,9 @@
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Self
+from typing import Annotated, Self
 
-from pydantic import Field, JsonValue, model_validator
+from pydantic import Field, JsonValue, StringConstraints, model_validator
 
 from .categories import DataCategory, RecordCount
 from .common import ContractModel, Identifier, LongText, ShortText, SubjectId
@@ -38,6 +38,23 @@ _ARTICLES = {
 }
 
 
+IsoPeriod = Annotated[
+    str,
+    StringConstraints(pattern=r"^P([0-9]+Y)?([0-9]+M)?([0-9]+D)?$", min_length=3, max_length=20),
+]
+"""An ISO 8601 period of years, months and days, e.g. `P60D` or `P5Y`."""
+
+
+class Correction(ContractModel):
+    """One corrected value of a rectification request (R-DSR-16), applied where it is held."""
+
+    field: Identifier = Field(
+        description="What is corrected: name, phone, email or company of the subject",
+        examples=["name", "email"],
+    )
+    value: ShortText = Field(min_length=1, examples=["Anna Schmidt-Berg"])
+
+
 class DsrRequested(EventPayload):
     """A data subject invoked a right; every data-holding service must answer with a fragment."""
 
@@ -57,6 +74,20 @@ class DsrRequested(EventPayload):
     )
     requested_at: datetime
     due_at: datetime = Field(description="One month after the request, or as extended (R-DSR-T)")
+    corrections: tuple[Correction, ...] = Field(
+        default=(), description="For rectification: the corrected values, applied by every service"
+    )
+    lift: bool = Field(
+        default=False,
+        description="For restriction and objection: the request `request_id` recorded earlier "
+        "ends now; services process the subject's data again",
+    )
+    retention_periods: dict[DataCategory, IsoPeriod] = Field(
+        default_factory=dict,
+        description="ISO 8601 period each category is kept after its clock starts (the "
+        "retention policy), so services can state each record's retention end (Art. 15(1)(d))",
+        examples=[{"call_data": "P60D", "customer_account": "P5Y"}],
+    )
 
     @model_validator(mode="after")
     def _due_after_request(self) -> Self:
@@ -69,6 +100,9 @@ class DsrRecord(ContractModel):
     """One record about the subject, with what Art. 15 requires to accompany it."""
 
     category: DataCategory
+    collection: Identifier | None = Field(
+        default=None, description="Where the service keeps the record", examples=["notes"]
+    )
     purpose: ShortText = Field(examples=["Forwarding call notes to the client (Art. 28)"])
     recipients: tuple[ShortText, ...] = Field(
         default=(), examples=[["Kanzlei Meyer (client)", "mail provider (EU)"]]
@@ -101,3 +135,8 @@ class DsrFragment(EventPayload):
         default=None, description="What the service did or could not do, and why"
     )
     completed_at: datetime
+    lifted: bool = Field(
+        default=False, description="Answers a lift: the restriction or objection has ended"
+    )
+    part: int = Field(default=1, ge=1, description="This fragment's number, for a long answer")
+    parts: int = Field(default=1, ge=1, description="How many fragments the service's answer has")

@@ -51,6 +51,25 @@ class TenantScope(ContractModel):
 RetentionScope = Annotated[CategoryScope | SubjectScope | TenantScope, Field(discriminator="kind")]
 
 
+class LegalHold(ContractModel):
+    """What an operator's legal hold keeps from erasure (R-RET-5): every field given must match.
+
+    A hold without tenant, subject and category would keep everything; the retention service
+    never issues one.
+    """
+
+    hold_id: Identifier
+    reason: ShortText = Field(
+        min_length=1,
+        description="The legal duty that keeps the records",
+        examples=["R-RET-5: tax audit 2025, § 147 AO"],
+    )
+    until: date | None = Field(default=None, description="Last day the hold applies")
+    tenant_id: Identifier | None = Field(default=None, description="Only this tenant's records")
+    subject: SubjectId | None = Field(default=None, description="Only this data subject's records")
+    category: DataCategory | None = Field(default=None, description="Only records of this category")
+
+
 class RetentionDue(EventPayload):
     """An order to every data-holding service: erase what the scope selects, then report."""
 
@@ -61,6 +80,11 @@ class RetentionDue(EventPayload):
     scope: RetentionScope
     reason: RetentionReason
     issued_at: datetime
+    holds: tuple[LegalHold, ...] = Field(
+        default=(),
+        description="Legal holds in force: records in scope that a hold covers are kept and "
+        "reported as retained with the hold's reason (R-RET-5)",
+    )
 
 
 class RetainedCount(RecordCount):
@@ -72,6 +96,9 @@ class RetainedCount(RecordCount):
         examples=["R-RET-5: invoice, § 147 AO, 10 years"],
     )
     retained_until: date | None = None
+    hold_id: Identifier | None = Field(
+        default=None, description="The legal hold that keeps them, if an operator placed one"
+    )
 
 
 class RetentionCompleted(EventPayload):

@@ -107,6 +107,14 @@ SAMPLE_DATA: Final[Mapping[str, Mapping[str, Any]]] = MappingProxyType(
             },
             "reason": "retention_policy",
             "issued_at": "2025-03-14T02:00:00Z",
+            "holds": [
+                {
+                    "hold_id": "hold-0001",
+                    "reason": "R-RET-5: tax audit 2025, § 147 AO",
+                    "until": "2026-12-31",
+                    "tenant_id": TENANT_ID,
+                }
+            ],
         },
         "retention.completed.v1": {
             "request_id": "ret-0001",
@@ -119,6 +127,7 @@ SAMPLE_DATA: Final[Mapping[str, Mapping[str, Any]]] = MappingProxyType(
                     "count": 1,
                     "reason": "R-RET-5: invoice, § 147 AO, 10 years",
                     "retained_until": "2035-12-31",
+                    "hold_id": "hold-0001",
                 }
             ],
             "completed_at": "2025-03-14T02:00:05Z",
@@ -129,6 +138,7 @@ SAMPLE_DATA: Final[Mapping[str, Mapping[str, Any]]] = MappingProxyType(
             "identifiers": [_SUBJECT, {"kind": "email", "value": "anna@example.de"}],
             "requested_at": _AT,
             "due_at": "2025-04-14T09:30:00Z",
+            "retention_periods": {"call_data": "P60D", "customer_account": "P5Y"},
         },
         "dsr.fragment.v1": {
             "request_id": "dsr-0001",

@@ -9,6 +9,8 @@ from collections.abc import Iterable
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError, for_code
 
+from switchboard_contracts.topics import topic_config
+
 __all__ = ["broker_answers", "ensure_topics"]
 
 _NO_ERROR = 0
@@ -21,7 +23,10 @@ async def ensure_topics(
     replication_factor: int = 1,
     timeout_ms: int = 10_000,
 ) -> None:
-    """Create each topic in `topics` that does not exist yet; existing ones are left as they are."""
+    """Create each topic in `topics` that does not exist yet, with its contract configuration
+    (`retention.ms` no longer than the shortest retention of the data it carries:
+    `switchboard_contracts.topics.topic_config`); existing topics are left as they are.
+    """
     wanted = list(dict.fromkeys(topics))
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=timeout_ms)
     await admin.start()
@@ -31,7 +36,11 @@ async def ensure_topics(
         if not missing:
             return
         response = await admin.create_topics(
-            [NewTopic(t, partitions, replication_factor) for t in missing], timeout_ms=timeout_ms
+            [
+                NewTopic(t, partitions, replication_factor, topic_configs=topic_config(t))
+                for t in missing
+            ],
+            timeout_ms=timeout_ms,
         )
     finally:
         await admin.close()

@@ -38,6 +38,7 @@ MAX_QUEUED_PER_PARTITION = 500
 """Fetched records waiting per partition before the partition is paused (backpressure)."""
 FETCH_MAX_RECORDS = 500
 REVOKE_WAIT_S = 10.0
+STOP_TIMEOUT_S = 2.0
 
 
 @dataclass
@@ -173,7 +174,12 @@ class TopicConsumer:
         if self.joined:
             await self.commit()
         if self._consumer is not None:
-            await self._consumer.stop()
+            # A consumer still joining its group (half a session on the embedded broker)
+            # would hold the shutdown until the join ends: give it a moment, no more.
+            try:
+                await asyncio.wait_for(self._consumer.stop(), STOP_TIMEOUT_S)
+            except TimeoutError:
+                log.warning("consumer did not leave its group in time", extra={"topic": self.topic})
             self._consumer = None
 
     # fetching -----------------------------------------------------------------------------
@@ -239,6 +245,8 @@ class TopicConsumer:
             highwater = self._consumer.highwater(tp)
             part = self._partitions.get(tp)
             position = part.handled if part is not None else None
+            if position is None and (part is None or not part.queue):
+                position = highwater  # fetched to the end with nothing to handle: caught up
             if highwater is None or position is None:
                 continue
             CONSUMER_LAG.labels(

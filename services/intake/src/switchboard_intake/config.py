@@ -37,6 +37,12 @@ class IntakeSettings(ServiceSettings):
         description="Captures answer 503 with Retry-After while a consumer group of "
         "call.received is this many events behind (0: never)",
     )
+    retention_participant: bool = Field(
+        True,
+        description="Answer retention.due and dsr.requested (issue 11). Keep it on: the "
+        "retention service waits for intake's answers. Off only for tests that start and stop "
+        "an app per test (each stop waits for the consumer groups' join)",
+    )
     backpressure_groups: str = Field(
         "notes.call.received",
         description="Comma-separated consumer groups whose lag counts (notes' by default)",

@@ -9,11 +9,13 @@ from fastapi import FastAPI
 from switchboard_contracts.calls import CallReceived
 from switchboard_contracts.consent import ConsentChanged
 from switchboard_contracts.tenants import TenantChanged
+from switchboard_platform.retention_participant import RetentionParticipant
 from switchboard_platform.runtime import ServiceRuntime
 
 from . import api
 from .backpressure import DownstreamLag
 from .config import IntakeSettings
+from .inventory import INVENTORY
 from .repository import CALLS, INDEXES, TENANTS, IntakeRepository
 from .service import IntakeService
 
@@ -21,13 +23,18 @@ from .service import IntakeService
 def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     """Build the intake app; clients connect when it starts."""
     settings = settings or IntakeSettings()
+    participant = RetentionParticipant(INVENTORY)
     runtime = ServiceRuntime(
         "intake",
         settings,
-        indexes=INDEXES,
-        outbox_collections=(TENANTS, CALLS),
-        publishes=(TenantChanged, CallReceived, ConsentChanged),
+        **participant.options(
+            indexes=INDEXES,
+            outbox_collections=(TENANTS, CALLS),
+            publishes=(TenantChanged, CallReceived, ConsentChanged),
+        ),
     )
+    if settings.retention_participant:
+        participant.attach(runtime)  # retention.due, dsr.requested (R-RET-*, R-DSR-*)
     app: FastAPI
 
     backpressure = DownstreamLag(
@@ -54,4 +61,5 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         on_startup=on_startup,
         on_shutdown=lambda _: backpressure.stop(),
     )
+    app.state.retention_participant = participant
     return app

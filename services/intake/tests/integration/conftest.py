@@ -33,6 +33,9 @@ def intake_settings(servers: ServerEndpoints, mongo_db_name: str) -> IntakeSetti
         outbox_poll_interval_s=0.05,
         environment="test",
         tracing="on",
+        # an app per test: no consumer groups to join and leave each time (the retention
+        # participant is proven in services/retention's tests)
+        retention_participant=False,
     )
 
 

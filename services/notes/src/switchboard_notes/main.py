@@ -5,11 +5,13 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from switchboard_contracts.notes import NoteCreated, NoteDeleted, NoteRated
+from switchboard_platform.retention_participant import RetentionParticipant
 from switchboard_platform.runtime import ServiceRuntime
 
 from . import api
 from .config import NotesSettings
 from .handlers import register_handlers
+from .inventory import INVENTORY
 from .repository import INDEXES, NOTES, NotesRepository
 from .service import NotesService
 
@@ -17,13 +19,17 @@ from .service import NotesService
 def create_app(settings: NotesSettings | None = None) -> FastAPI:
     """Build the notes app; clients connect when it starts."""
     settings = settings or NotesSettings()
+    participant = RetentionParticipant(INVENTORY)
     runtime = ServiceRuntime(
         "notes",
         settings,
-        indexes=INDEXES,
-        outbox_collections=(NOTES,),
-        publishes=(NoteCreated, NoteDeleted, NoteRated),
+        **participant.options(
+            indexes=INDEXES,
+            outbox_collections=(NOTES,),
+            publishes=(NoteCreated, NoteDeleted, NoteRated),
+        ),
     )
+    participant.attach(runtime)  # retention.due, dsr.requested (R-RET-*, R-DSR-*)
     app: FastAPI
 
     def service() -> NotesService:
@@ -42,4 +48,5 @@ def create_app(settings: NotesSettings | None = None) -> FastAPI:
         routers=[api.router],
         on_startup=on_startup,
     )
+    app.state.retention_participant = participant
     return app

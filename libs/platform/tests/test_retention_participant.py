@@ -1,0 +1,359 @@
+"""The participant's side of retention and data-subject requests, on the session's database.
+
+The handlers are called directly (no broker): each test reads what the service's database
+holds afterwards and the answer waiting in the participant's outbox. The services' own tests
+run the same over Kafka with the retention service.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from switchboard_contracts import Event, decode, make_event
+from switchboard_contracts.categories import DataCategory
+from switchboard_contracts.common import SubjectId, SubjectKind
+from switchboard_contracts.dsr import Correction, DataSubjectRight, DsrFragment, DsrRequested
+from switchboard_contracts.retention import (
+    CategoryScope,
+    LegalHold,
+    RetentionCompleted,
+    RetentionDue,
+    RetentionReason,
+    SubjectScope,
+    TenantScope,
+)
+from switchboard_platform.mongo import MongoDatabase, create_mongo_client
+from switchboard_platform.retention_participant import (
+    LEGITIMATE_INTEREST,
+    Inventory,
+    PersonalData,
+    RetentionParticipant,
+    subject_ids,
+    subject_key,
+)
+from switchboard_platform.testing.pytest_plugin import ServerEndpoints
+
+NOW = datetime.now(UTC)
+PHONE, NAME, EMAIL = SubjectKind.PHONE, SubjectKind.NAME, SubjectKind.EMAIL
+CALLS = PersonalData(
+    collection="calls",
+    purpose="Call notes for the client",
+    recipients=("the client",),
+    subject_fields={PHONE: ("caller.phone",), NAME: ("caller.name",), EMAIL: ("caller.email",)},
+    rectifiable={"name": "caller.name", "email": "caller.email"},
+    private_fields=("secret_key",),
+)
+PROFILES = PersonalData(
+    collection="profiles",
+    purpose="The client's account",
+    subject_fields={PHONE: ("contacts",)},
+    erase_by_subject=False,
+    kept_reason="part of the client's account: changed by the client",
+)
+INVENTORY = Inventory(service="svc", collections=(CALLS, PROFILES), chunk=3)
+
+
+@pytest.fixture
+async def db(servers: ServerEndpoints) -> AsyncIterator[MongoDatabase]:
+    client = create_mongo_client(servers.mongodb_url, app_name="participant-test")
+    yield client[f"participant_{uuid.uuid4().hex[:10]}"]
+    await client.close()
+
+
+@pytest.fixture
+def participant(db: MongoDatabase) -> RetentionParticipant:
+    p = RetentionParticipant(INVENTORY)
+    p.use(db)
+    return p
+
+
+def _phone() -> str:
+    return f"+49151{uuid.uuid4().int % 10**8:08d}"
+
+
+def _call(tenant: str, phone: str, days_ago: float, **extra: Any) -> dict[str, Any]:
+    return {
+        "_id": uuid.uuid4().hex,
+        "tenant_id": tenant,
+        "caller": {"phone": phone, "name": "Erika Muster", "email": "erika@example.de"},
+        "concern": "Rückruf",
+        "category": "call_data",
+        "retention_from": NOW - timedelta(days=days_ago),
+        "secret_key": "k",
+        **extra,
+    }
+
+
+def _due(scope: Any, *holds: LegalHold, tenant: str = "*") -> Event[RetentionDue]:
+    order = RetentionDue(
+        request_id=uuid.uuid4().hex,
+        scope=scope,
+        reason=RetentionReason.RETENTION_POLICY,
+        issued_at=NOW,
+        holds=holds,
+    )
+    return make_event(order, tenant_id=tenant, source="/switchboard/retention")
+
+
+def _dsr(right: DataSubjectRight, *ids: SubjectId, **fields: Any) -> Event[DsrRequested]:
+    request = DsrRequested(
+        request_id=uuid.uuid4().hex,
+        right=right,
+        identifiers=ids,
+        requested_at=NOW,
+        due_at=NOW + timedelta(days=30),
+        retention_periods={DataCategory.CALL_DATA: "P60D"},
+        **fields,
+    )
+    return make_event(request, tenant_id=fields.get("tenant_id") or "*", source="/test")
+
+
+async def _answers(db: MongoDatabase) -> list[Event[Any]]:
+    events = []
+    async for doc in db[INVENTORY.answers_collection].find({}):
+        for entry in doc.get("_outbox") or []:
+            events.append(decode(entry["topic"], entry["value"], entry["headers"]))
+    return events
+
+
+async def _ids(db: MongoDatabase, collection: str = "calls") -> set[str]:
+    return {d["_id"] async for d in db[collection].find({}, {"_id": 1})}
+
+
+async def test_r_ret_1_category_sweep_deletes_what_is_due_in_every_tenant(
+    db: MongoDatabase, participant: RetentionParticipant
+) -> None:
+    old = [_call(t, _phone(), 61) for t in ("t1", "t2") for _ in range(4)]  # > chunk of 3
+    new = [_call("t1", _phone(), 1), _call("t2", _phone(), 59)]
+    other = _call("t1", _phone(), 400, category="customer_account")
+    await db.calls.insert_many([*old, *new, other])
+    cutoff = NOW - timedelta(days=60)
+    await participant.on_retention_due(
+        _due(CategoryScope(kind="category", category=DataCategory.CALL_DATA, cutoff=cutoff))
+    )
+    assert await _ids(db) == {d["_id"] for d in [*new, other]}
+    (answer,) = await _answers(db)
+    receipt = answer.data
+    assert isinstance(receipt, RetentionCompleted)
+    assert [(c.collection, c.category, c.count) for c in receipt.erased] == [
+        ("calls", DataCategory.CALL_DATA, 8)
+    ]
+    assert receipt.service == "svc"
+    assert receipt.retained == ()
+
+
+async def test_r_ret_1_a_clock_set_by_update_is_swept_on_every_server(
+    db: MongoDatabase, participant: RetentionParticipant
+) -> None:
+    """nx-27017 stores a `$set` datetime as a naive string; it is still compared as a time."""
+    due, long_due, same_day_later, recent = (_call("t1", _phone(), 1) for _ in range(4))
+    await db.calls.insert_many([due, long_due, same_day_later, recent])
+    cutoff = NOW - timedelta(days=60)
+    clocks = {
+        due["_id"]: cutoff - timedelta(hours=1),
+        long_due["_id"]: cutoff - timedelta(days=3),
+        same_day_later["_id"]: cutoff + timedelta(minutes=1),
+        recent["_id"]: NOW,
+    }
+    for doc_id, clock in clocks.items():
+        await db.calls.update_one({"_id": doc_id}, {"$set": {"retention_from": clock}})
+    await participant.on_retention_due(
+        _due(CategoryScope(kind="category", category=DataCategory.CALL_DATA, cutoff=cutoff))
+    )
+    assert await _ids(db) == {same_day_later["_id"], recent["_id"]}
+
+
+async def test_r_ret_5_a_legal_hold_keeps_exactly_what_it_covers_and_says_why(
+    db: MongoDatabase, participant: RetentionParticipant
+) -> None:
+    held_phone = _phone()
+    held = _call("t1", held_phone, 70)
+    gone = [_call("t1", _phone(), 70), _call("t2", held_phone, 70)]
+    await db.calls.insert_many([held, *gone])
+    hold = LegalHold(
+        hold_id="hold-1",
+        reason="tax audit",
+        until=(NOW + timedelta(days=9)).date(),
+        tenant_id="t1",
+        subject=SubjectId(kind=PHONE, value=held_phone),
+    )
+    scope = CategoryScope(
+        kind="category", category=DataCategory.CALL_DATA, cutoff=NOW - timedelta(days=60)
+    )
+    await participant.on_retention_due(_due(scope, hold))
+    assert await _ids(db) == {held["_id"]}
+    (answer,) = await _answers(db)
+    (kept,) = answer.data.retained
+    assert (kept.collection, kept.count, kept.hold_id) == ("calls", 1, "hold-1")
+    assert "tax audit" in kept.reason
+    assert kept.retained_until == hold.until
+    assert answer.data.erased[0].count == 2
+
+
+async def test_r_dsr_17_subject_erasure_deletes_that_subject_only_and_keeps_legal_duties(
+    db: MongoDatabase, participant: RetentionParticipant
+) -> None:
+    phone = _phone()
+    mine = [_call("t1", phone, 1), _call("t2", phone, 2)]
+    invoice = _call("t1", phone, 3, category="legal_hold")
+    others = [_call("t1", _phone(), 1)]
+    await db.calls.insert_many([*mine, invoice, *others])
+    await db.profiles.insert_one(
+        {"_id": "p1", "tenant_id": "t1", "contacts": [phone], "category": "customer_account"}
+    )
+    subject = SubjectScope(kind="subject", identifiers=(SubjectId(kind=PHONE, value=phone),))
+    await participant.on_retention_due(_due(subject))
+    assert await _ids(db) == {invoice["_id"], others[0]["_id"]}
+    assert await _ids(db, "profiles") == {"p1"}
+    (answer,) = await _answers(db)
+    assert [(c.collection, c.count) for c in answer.data.erased] == [("calls", 2)]
+    reasons = {(r.collection, r.category): r.reason for r in answer.data.retained}
+    assert reasons[("calls", DataCategory.LEGAL_HOLD)].startswith("R-RET-5")
+    assert "client's account" in reasons[("profiles", DataCategory.CUSTOMER_ACCOUNT)]
+
+
+async def test_tenant_erasure_takes_everything_of_the_tenant_and_answers_once(
+    db: MongoDatabase, participant: RetentionParticipant
+) -> None:
+    await db.calls.insert_many([_call("t1", _phone(), 1), _call("t2", _phone(), 1)])
+    await db.profiles.insert_one({"_id": "p1", "tenant_id": "t1", "category": "customer_account"})
+    order = _due(TenantScope(kind="tenant", tenant_id="t1"), tenant="t1")
+    await participant.on_retention_due(order)
+    await participant.on_retention_due(order)  # redelivered: nothing more, no second answer
+    assert len(await _ids(db)) == 1
+    assert await _ids(db, "profiles") == set()
+    (answer,) = await _answers(db)
+    assert answer.tenantid == "t1"
+    assert sorted((c.collection, c.count) for c in answer.data.erased) == [
+        ("calls", 1),
+        ("profiles", 1),
+    ]
+
+
+async def test_r_dsr_15_access_returns_records_with_purpose_recipients_and_end(
+    db: MongoDatabase, participant: RetentionParticipant
+) -> None:
+    phone = _phone()
+    await db.calls.insert_many(
+        [_call("t1", phone, 10), _call("t2", phone, 20), _call("t1", _phone(), 1)]
+    )
+    everywhere = _dsr(DataSubjectRight.ACCESS, SubjectId(kind=PHONE, value=phone))
+    one_tenant = _dsr(
+        DataSubjectRight.ACCESS, SubjectId(kind=NAME, value="erika MUSTER"), tenant_id="t2"
+    )
+    await participant.on_dsr_requested(everywhere)
+    await participant.on_dsr_requested(one_tenant)
+    fragments = {e.data.request_id: e.data for e in await _answers(db)}
+    both = fragments[everywhere.data.request_id]
+    assert isinstance(both, DsrFragment)
+    assert len(both.records) == 2
+    record = both.records[0]
+    assert (record.purpose, record.recipients, record.collection) == (
+        "Call notes for the client",
+        ("the client",),
+        "calls",
+    )
+    assert record.data["caller"] == {
+        "phone": phone,
+        "name": "Erika Muster",
+        "email": "erika@example.de",
+    }
+    assert "secret_key" not in record.data
+    assert "_outbox" not in record.data
+    assert record.retained_until is not None
+    assert record.retained_until > NOW
+    only = fragments[one_tenant.data.request_id]
+    assert [r.data["tenant_id"] for r in only.records] == ["t2"]
+
+
+async def test_r_dsr_20_a_long_answer_is_split_into_numbered_fragments(
+    db: MongoDatabase, participant: RetentionParticipant
+) -> None:
+    phone = _phone()
+    await db.calls.insert_many(
+        [_call("t1", phone, 1, concern="x" * 4000) for _ in range(300)]  # ~1.2 MB of records
+    )
+    await participant.on_dsr_requested(
+        _dsr(DataSubjectRight.PORTABILITY, SubjectId(kind=PHONE, value=phone))
+    )
+    fragments = sorted((e.data for e in await _answers(db)), key=lambda f: f.part)
+    assert len(fragments) >= 3
+    assert {f.parts for f in fragments} == {len(fragments)}
+    assert sum(len(f.records) for f in fragments) == 300
+    assert fragments[0].counts[0].count == 300
+
+
+async def test_r_dsr_16_rectification_applies_the_fields_held_here(
+    db: MongoDatabase, participant: RetentionParticipant
+) -> None:
+    phone = _phone()
+    await db.calls.insert_many([_call("t1", phone, 1), _call("t1", _phone(), 1)])
+    corrections = (
+        Correction(field="name", value="Erika Muster-Korrekt"),
+        Correction(field="company", value="ACME"),
+    )
+    await participant.on_dsr_requested(
+        _dsr(
+            DataSubjectRight.RECTIFICATION,
+            SubjectId(kind=PHONE, value=phone),
+            corrections=corrections,
+        )
+    )
+    names = {d["caller"]["phone"]: d["caller"]["name"] async for d in db.calls.find({})}
+    assert names[phone] == "Erika Muster-Korrekt"
+    assert sorted(names.values()) == ["Erika Muster", "Erika Muster-Korrekt"]
+    (answer,) = await _answers(db)
+    assert answer.data.counts[0].count == 1
+    assert "corrected: name" in answer.data.remarks
+    assert "company" in answer.data.remarks
+
+
+async def test_r_dsr_18_and_21_restriction_and_objection_are_recorded_until_lifted(
+    db: MongoDatabase, participant: RetentionParticipant
+) -> None:
+    phone = _phone()
+    restricted = subject_ids(phone=phone, name="Someone Else")
+    restriction = _dsr(DataSubjectRight.RESTRICTION, SubjectId(kind=PHONE, value=phone))
+    await participant.on_dsr_requested(restriction)
+    assert await participant.is_restricted("t1", restricted)
+    assert await participant.is_restricted("t9", restricted)  # no tenant limit: everywhere
+    assert not await participant.is_restricted("t1", subject_ids(phone=_phone()))
+    lift = restriction.data.model_copy(update={"lift": True})
+    await participant.on_dsr_requested(make_event(lift, tenant_id="*", source="/test"))
+    assert not await participant.is_restricted("t1", restricted)
+
+    email = f"{uuid.uuid4().hex[:8]}@Example.de"
+    objection = _dsr(DataSubjectRight.OBJECTION, SubjectId(kind=EMAIL, value=email), tenant_id="t1")
+    await participant.on_dsr_requested(objection)
+    ids = subject_ids(email=email.lower())
+    assert await participant.is_restricted("t1", ids, legal_basis=LEGITIMATE_INTEREST)
+    assert not await participant.is_restricted("t1", ids, legal_basis="contract")
+    assert not await participant.is_restricted("t2", ids, legal_basis=LEGITIMATE_INTEREST)
+    answers = {(e.data.request_id, e.data.lifted): e.data.remarks for e in await _answers(db)}
+    assert "Art. 18" in answers[(restriction.data.request_id, False)]
+    assert "lifted" in answers[(restriction.data.request_id, True)]
+    assert "Art. 21" in answers[(objection.data.request_id, False)]
+
+
+def test_subject_keys_ignore_case_and_spacing_of_names_and_emails() -> None:
+    assert subject_key(SubjectId(kind=NAME, value=" Erika  MUSTER ")) == "name:erika muster"
+    assert subject_key(SubjectId(kind=EMAIL, value="A@Example.DE")) == "email:a@example.de"
+
+
+def test_options_add_the_participants_collections_and_topics() -> None:
+    options = RetentionParticipant(INVENTORY).options(
+        indexes={"calls": []}, outbox_collections=("calls",)
+    )
+    assert options["outbox_collections"] == ("calls", "retention_answers")
+    assert {"calls", "retention_answers", "dsr_restrictions"} <= set(options["indexes"])
+    assert {p.topic for p in options["publishes"]} == {"retention.completed", "dsr.fragment"}
+
+
+def test_an_inventory_must_say_why_subject_erasure_keeps_a_collection() -> None:
+    with pytest.raises(ValueError, match="say why"):
+        PersonalData(collection="x", purpose="p", erase_by_subject=False)

@@ -1,0 +1,47 @@
+"""Use cases that refuse before touching anything: a future sweep in production."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from switchboard_platform.errors import Unprocessable
+from switchboard_platform.testing.fakes import FakeDatabase
+from switchboard_retention.dsr_store import DsrStore
+from switchboard_retention.holds import HoldStore
+from switchboard_retention.receipts import ReceiptStore
+from switchboard_retention.service import RetentionService
+from switchboard_retention.sweeps import SweepStore
+from switchboard_retention.tenants import TenantStore
+
+
+def _service(*, production: bool) -> RetentionService:
+    db = FakeDatabase()
+    return RetentionService(
+        sweeps=SweepStore(db),  # type: ignore[arg-type]
+        holds=HoldStore(db),  # type: ignore[arg-type]
+        receipts=ReceiptStore(db),  # type: ignore[arg-type]
+        tenants=TenantStore(db),  # type: ignore[arg-type]
+        requests=DsrStore(db),  # type: ignore[arg-type]
+        participants=("notes",),
+        answer_timeout_s=60,
+        production=production,
+    )
+
+
+async def test_a_sweep_as_of_a_future_time_is_refused_in_production() -> None:
+    later = datetime.now(UTC) + timedelta(days=61)
+    with pytest.raises(Unprocessable) as refused:
+        await _service(production=True).start_sweep(requested_by="op", as_of=later)
+    assert refused.value.field == "as_of"
+
+
+async def test_a_sweep_in_test_orders_every_category_and_waits_for_the_participants() -> None:
+    service = _service(production=False)
+    later = datetime.now(UTC) + timedelta(days=61)
+    sweep_id = await service.start_sweep(requested_by="op", as_of=later, tenant_id="t1")
+    sweep = await service.sweep(sweep_id)
+    assert sweep["status"] == "running"
+    assert len(sweep["orders"]) == 5
+    assert {m["service"] for m in sweep["missing"]} == {"notes"}
