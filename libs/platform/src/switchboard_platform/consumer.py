@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from aiokafka.errors import KafkaError
 from opentelemetry import context as otel_context
@@ -147,6 +147,7 @@ class EventPipeline(Generic[P]):
             await self._dead_letters.send(record, exc.kind, exc.reason)
             return
         bind_tenant(event.tenantid)
+        _describe_span(event)
         if not isinstance(event.data, self.payload_type):
             await self._dead_letters.send(record, "unexpected_type", f"not a {self.topic} event")
             return
@@ -180,3 +181,18 @@ class EventPipeline(Generic[P]):
             self._health.recover(self._component)
             MESSAGES_CONSUMED.labels(service=self.service, topic=self.topic).inc()
             return
+
+
+def _describe_span(event: Event[Any]) -> None:
+    """Name the event and the call it belongs to on the consumer's span: ids only.
+
+    `switchboard.call_id` is what `switchboard trace <call-id>` finds a call's trace by; the
+    call id is an opaque identifier (the event's content stays out of spans).
+    """
+    span = trace.get_current_span()
+    if not span.is_recording():
+        return
+    span.set_attribute("messaging.message.id", event.id)
+    call_id = getattr(event.data, "call_id", None)
+    if isinstance(call_id, str):
+        span.set_attribute("switchboard.call_id", call_id)

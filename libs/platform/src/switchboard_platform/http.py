@@ -12,6 +12,7 @@ the app in a new task behind memory streams on every request.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from typing import TYPE_CHECKING, Annotated, Any, Literal
@@ -198,6 +199,48 @@ class RequestMetrics:
             HTTP_REQUESTS.labels(**labels, status=status).inc()
 
 
+class ReadinessGauges:
+    """`switchboard_ready{check}` for every readiness check of one service.
+
+    Set by each `/readyz` and, at most every `max_age_s`, after a `/metrics` scrape: the
+    kubelet probes only `/readyz?scope=http`, so without the scrape the Kafka and consumer
+    checks would show what some earlier caller saw. The scrape starts the checks in the
+    background and answers at once (a probe of an unreachable dependency takes up to its
+    timeout, longer than a scrape may). A check that went away (a stalled consumer that
+    recovered) leaves the series instead of staying at 0.
+    """
+
+    def __init__(self, runtime: ServiceRuntime, *, max_age_s: float = 5.0) -> None:
+        self._runtime = runtime
+        self._max_age_s = max_age_s
+        self._checked_at = float("-inf")
+        self._names: set[str] = set()
+        self._running: asyncio.Task[None] | None = None
+
+    def export(self, checks: dict[str, str], *, complete: bool) -> None:
+        """Set the gauges from `checks`; `complete`: every check ran (not only HTTP's)."""
+        service = self._runtime.name
+        for check, outcome in checks.items():
+            READINESS.labels(service=service, check=check).set(int(outcome == "ok"))
+        if complete:
+            for gone in self._names - checks.keys():
+                with contextlib.suppress(KeyError):
+                    READINESS.remove(service, gone)
+            self._names = set(checks)
+            self._checked_at = time.monotonic()
+        else:
+            self._names |= checks.keys()
+
+    def refresh(self) -> None:
+        """Run every check again in the background, unless done less than `max_age_s` ago."""
+        stale = time.monotonic() - self._checked_at >= self._max_age_s
+        if stale and (self._running is None or self._running.done()):
+            self._running = asyncio.create_task(self._check(), name="readiness-gauges")
+
+    async def _check(self) -> None:
+        self.export(await self._runtime.health.readiness(), complete=True)
+
+
 def api_router(prefix: str, *, tags: list[str]) -> APIRouter:
     """A router for a service's API: every route documents the shared error answers."""
     return APIRouter(prefix=prefix, tags=list(tags), responses=dict(ERROR_RESPONSES))
@@ -206,6 +249,7 @@ def api_router(prefix: str, *, tags: list[str]) -> APIRouter:
 def operations_router(runtime: ServiceRuntime) -> APIRouter:
     """`/healthz`, `/readyz`, `/metrics` and the AsyncAPI document of the service's topics."""
     router = APIRouter(tags=["operations"])
+    readiness = ReadinessGauges(runtime)
 
     @router.get("/healthz", summary="The process is up")
     async def healthz() -> dict[str, str]:
@@ -224,8 +268,7 @@ def operations_router(runtime: ServiceRuntime) -> APIRouter:
     ) -> JSONResponse:
         checks = await runtime.health.readiness(http_only=scope == "http")
         ready = all(v == "ok" for v in checks.values())
-        for check, outcome in checks.items():
-            READINESS.labels(service=runtime.name, check=check).set(int(outcome == "ok"))
+        readiness.export(checks, complete=scope == "all")
         body = {"status": "ready" if ready else "not ready", "checks": checks}
         if scope == "all":
             body["info"] = runtime.health.details()
@@ -233,6 +276,7 @@ def operations_router(runtime: ServiceRuntime) -> APIRouter:
 
     @router.get("/metrics", summary="Prometheus metrics", include_in_schema=False)
     async def metrics(request: Request) -> Response:
+        readiness.refresh()  # `switchboard_ready` as of the last few seconds, not the last probe
         # OpenMetrics when the scraper asks for it (Prometheus does): it carries exemplars
         encoder, media_type = choose_encoder(request.headers.get("accept", ""))
         return Response(encoder(REGISTRY), media_type=media_type)

@@ -5,6 +5,8 @@ tenant or anything from a message, so series stay few and carry no personal data
 metrics are process-wide; the `service` label keeps apart services sharing a process (tests).
 """
 
+from collections.abc import Iterable
+
 from prometheus_client import Counter, Gauge, Histogram
 
 MESSAGES_CONSUMED = Counter(
@@ -103,3 +105,34 @@ FLOW_LATENCY = Histogram(
     ["flow"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
 )
+
+DEAD_LETTER_REASONS = (
+    "malformed",
+    "unknown_type",
+    "schema_violation",
+    "unexpected_type",
+    "handler_error",
+)
+"""Every `reason` label of `switchboard_messages_dead_lettered_total` (consumer.py)."""
+
+
+def initialise_series(
+    service: str, *, consumed: Iterable[str] = (), published: Iterable[str] = ()
+) -> None:
+    """Export the service's counters at 0 before anything happens.
+
+    A counter that appears only with its first increment hides that increment from
+    `increase()` and `rate()`: the first dead letter of a topic would never fire an alert,
+    and a dashboard would show "no data" rather than 0.
+    """
+    for topic in consumed:
+        MESSAGES_CONSUMED.labels(service=service, topic=topic)
+        MESSAGES_FAILED.labels(service=service, topic=topic)
+        for reason in DEAD_LETTER_REASONS:
+            MESSAGES_DEAD_LETTERED.labels(service=service, topic=topic, reason=reason)
+    published = tuple(published)
+    if published:
+        OUTBOX_PUBLISH_FAILURES.labels(service=service)
+    for topic in published:
+        OUTBOX_PUBLISHED.labels(service=service, topic=topic)
+        OUTBOX_PARKED.labels(service=service, topic=topic)

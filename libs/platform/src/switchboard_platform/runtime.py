@@ -30,6 +30,7 @@ from .errors import ERROR_RESPONSES, install_error_handlers
 from .health import Health
 from .http import install_http
 from .kafka import Producer
+from .metrics import initialise_series
 from .mongo import MongoClient, MongoDatabase, create_mongo_client, ensure_indexes
 from .outbox import outbox_indexes
 from .outbox_relay import OutboxRelay
@@ -96,6 +97,8 @@ class ServiceRuntime:
         tracer = self.tracer_provider.get_tracer("switchboard.kafka") if self.tracing else None
         self.broker = Producer(settings, client_id=f"switchboard-{name}", tracer=tracer)
         self._publishes = tuple(publishes)
+        if outbox_collections:
+            initialise_series(name, published=[p.topic for p in self._publishes])
         self.health = Health()
         self.dead_letters = DeadLetters(self.broker, name)
         self._indexes = dict(indexes or {})
@@ -143,6 +146,7 @@ class ServiceRuntime:
             else None,
         )
         self._pipelines.append((pipeline, group))
+        initialise_series(self.name, consumed=[payload_type.topic])
         self._dead_letter_depth = DeadLetterDepth(
             self.settings, self.name, [dead_letter_topic(p.topic) for p, _ in self._pipelines]
         )

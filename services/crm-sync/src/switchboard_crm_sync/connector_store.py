@@ -71,7 +71,9 @@ class ConnectorStore:
             "credentials_version": 1,
             "created_at": now,
             "category": str(DataCategory.CUSTOMER_ACCOUNT),
-            "retention_from": now,
+            # no clock while the account runs: the tenant's offboarding order (R-RET-3/4)
+            # erases it; a clock from creation would let a sweep take a live connector
+            "retention_from": None,
             **fields,
         }
         try:

@@ -18,6 +18,7 @@ from typing import Any
 
 from switchboard_contracts import Event
 from switchboard_platform.consumer import is_transient_error
+from switchboard_platform.flows import NOTE_TO_CRM, observe_flow
 from switchboard_platform.mongo import Document
 
 from .config import CrmSyncSettings
@@ -25,14 +26,17 @@ from .connector_store import ConnectorStore
 from .connectors import ConnectorFactory, CrmError, Failure
 from .credentials import CredentialsUnreadable, Keyring
 from .domain import (
+    RESTRICTED,
     Destination,
     Kind,
     NoteContent,
     Operation,
+    Restricted,
     Safeguard,
     TransferStatus,
     Verdict,
     may_transfer,
+    never_restricted,
 )
 from .events import Attempt
 from .mapping import FieldMapping
@@ -66,6 +70,8 @@ class Outcome:
     connector: dict[str, Any] = field(default_factory=dict)
     failure: Failure | None = None
     wait_s: float | None = None
+    about_connector: bool = True
+    """False for an outcome that says nothing about the connector's health (a restriction)."""
 
 
 class Delivery:
@@ -83,6 +89,7 @@ class Delivery:
         factory: ConnectorFactory,
         events_written: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.time,
+        restricted: Restricted = never_restricted,
     ) -> None:
         self._settings = settings
         self._transfers = transfers
@@ -92,6 +99,7 @@ class Delivery:
         self._factory = factory
         self._events_written = events_written
         self._clock = clock
+        self._restricted = restricted  # R-DSR-18: asked for the caller before content leaves
         self._sync = Synchroniser(records, transfers, clock=clock)
         self._backoff = Backoff(settings.retry_base_s, settings.retry_max_s)
         self._breaker = Breaker(settings.breaker_threshold, settings.breaker_open_s)
@@ -140,6 +148,10 @@ class Delivery:
             if doc.get("content") is None:
                 return Outcome(S.CANCELLED, "cancelled", "the note was deleted"), destination
             note = NoteContent.from_document(doc["tenant_id"], doc["content"])
+            if await self._restricted(doc["tenant_id"], note.caller):
+                # kept, not processed (Art. 18): the content stays until the call's clock runs out
+                restricted = Outcome(S.CANCELLED, "cancelled", RESTRICTED, about_connector=False)
+                return restricted, destination
             decision = await self._policy(doc, cdoc)
             if decision is not None:
                 return decision, destination
@@ -156,6 +168,7 @@ class Delivery:
         destination = connector.destination
         if note is not None:
             status_code, detail = await self._sync.create(connector, doc, note)
+            observe_flow(NOTE_TO_CRM, note.created_at, trace_id=doc.get("trace_id"))
             outcome = Outcome(S.SYNCED, "synced", detail, status_code, drop_content=True)
         else:
             outcome = await self._delete(connector, doc)
@@ -301,7 +314,7 @@ class Delivery:
                 "transfer claim lost before its outcome was written",
                 extra={"transfer_id": doc["_id"]},
             )
-        if cdoc is not None and outcome.counted:
+        if cdoc is not None and outcome.counted and outcome.about_connector:
             await self._learn(cdoc, outcome, now, at)
         log.info(
             "transfer attempt",

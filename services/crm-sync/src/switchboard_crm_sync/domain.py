@@ -7,11 +7,13 @@ the same wherever it is asked (R-SEC-3, R-SEC-5).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from switchboard_contracts.common import SubjectId, SubjectKind
 from switchboard_contracts.delivery import CrmConnectorKind
 from switchboard_contracts.notes import NoteCreated
 from switchboard_contracts.tenants import ContractStatus
@@ -29,6 +31,16 @@ EU_EEA = frozenset(
     }
 )
 """Destinations inside the EU/EEA: no transfer safeguard needed (R-SEC-5)."""
+
+RESTRICTED = "restricted (Art. 18)"
+"""Why a transfer about a caller who restricted processing (R-DSR-18) was cancelled."""
+Restricted = Callable[[str, Sequence[SubjectId]], Awaitable[bool]]
+"""Whether processing a subject is restricted for a tenant (the participant's `is_restricted`)."""
+
+
+async def never_restricted(tenant_id: str, identifiers: Sequence[SubjectId]) -> bool:
+    """The default where no retention participant is attached (unit tests)."""
+    return False
 
 
 class Safeguard(StrEnum):
@@ -230,6 +242,16 @@ class NoteContent:
             forwarded_from=doc.get("forwarded_from"),
             created_at=datetime.fromisoformat(doc["created_at"]),
         )
+
+    @property
+    def caller(self) -> list[SubjectId]:
+        """The caller's identifiers: the data subject whose data a transfer carries."""
+        ids = [SubjectId(kind=SubjectKind.PHONE, value=self.caller_phone)]
+        if self.caller_email:
+            ids.append(SubjectId(kind=SubjectKind.EMAIL, value=self.caller_email))
+        if self.caller_name:
+            ids.append(SubjectId(kind=SubjectKind.NAME, value=self.caller_name))
+        return ids
 
     @property
     def ended_at(self) -> datetime:

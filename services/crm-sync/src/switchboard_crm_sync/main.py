@@ -18,6 +18,7 @@ from fastapi import FastAPI
 from pymongo import IndexModel
 
 from switchboard_contracts.delivery import CrmFailed, CrmSynced
+from switchboard_platform.retention_participant import RetentionParticipant
 from switchboard_platform.runtime import ServiceRuntime
 
 from . import api, connector_store, record_store, tenant_store, transfer_store
@@ -27,6 +28,7 @@ from .connectors import ConnectorFactory
 from .credentials import Keyring
 from .delivery import Delivery
 from .handlers import register_handlers
+from .inventory import INVENTORY
 from .loop import TransferLoop
 from .record_store import RecordStore
 from .service import CrmSyncService
@@ -79,13 +81,17 @@ def create_app(
     """
     settings = settings or CrmSyncSettings()
     keyring = keyring_of(settings)
+    participant = RetentionParticipant(INVENTORY)
     runtime = ServiceRuntime(
         SERVICE,
         settings,
-        indexes=_indexes(),
-        outbox_collections=(TRANSFERS,),
-        publishes=(CrmSynced, CrmFailed),
+        **participant.options(
+            indexes=_indexes(),
+            outbox_collections=(TRANSFERS,),
+            publishes=(CrmSynced, CrmFailed),
+        ),
     )
+    participant.attach(runtime)  # retention.due, dsr.requested (R-RET-*, R-DSR-*)
     app: FastAPI
     held: dict[str, Any] = {}
 
@@ -115,6 +121,7 @@ def create_app(
             keyring=keyring,
             factory=factory,
             events_written=rt.notify_outbox,
+            restricted=participant.is_restricted,
         )
         loop = TransferLoop(
             settings=settings, transfers=transfers, connectors=connectors, delivery=delivery
@@ -161,4 +168,5 @@ def create_app(
         on_startup=on_startup,
         on_shutdown=on_shutdown,
     )
+    app.state.retention_participant = participant
     return app

@@ -68,8 +68,12 @@ class RecordStore:
         call_id: str,
         retention_from: datetime,
         now: datetime,
+        caller_phone: str | None = None,
     ) -> Document:
-        """The mapping of `note_id`, created empty (with its retention fields) if missing."""
+        """The mapping of `note_id`, created empty (with its retention fields) if missing.
+
+        `caller_phone` finds the mapping for the caller's data-subject requests (R-DSR-17).
+        """
         doc = {
             "_id": _record_id(cid, note_id),
             "tenant_id": tenant_id,
@@ -77,6 +81,7 @@ class RecordStore:
             "kind": kind,
             "note_id": note_id,
             "call_id": call_id,
+            "caller_phone": caller_phone,
             "created_at": now,
             "category": CALL_DATA,
             "retention_from": retention_from,

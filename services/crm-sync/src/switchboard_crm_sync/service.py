@@ -17,6 +17,7 @@ from switchboard_contracts import Event
 from switchboard_contracts.notes import NoteCreated, NoteDeleted
 from switchboard_contracts.tenants import TenantChanged
 from switchboard_platform.errors import Conflict, NotFound, Unprocessable
+from switchboard_platform.flows import current_trace_id
 from switchboard_platform.mongo import Document, as_utc
 
 from .connector_store import ConnectorStore
@@ -310,6 +311,7 @@ class CrmSyncService:
                 "created_at": datetime.fromtimestamp(now, UTC),
                 "updated_at": datetime.fromtimestamp(now, UTC),
                 "retention_from": note.started_at,
+                "trace_id": current_trace_id(),  # the note_to_crm flow's exemplar
             }
             created += await self._transfers.insert_new(doc)
         if created:

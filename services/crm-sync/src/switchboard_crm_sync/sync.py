@@ -80,6 +80,7 @@ class Synchroniser:
             call_id=note.call_id,
             retention_from=note.started_at,
             now=now,
+            caller_phone=note.caller_phone,
         )
         if rec.get("record_id"):
             return int(rec.get("status_code") or 200), "already in the CRM (mapping kept)"

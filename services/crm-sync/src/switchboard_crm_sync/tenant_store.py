@@ -46,8 +46,11 @@ class TenantStore:
                     "_id": profile.tenant_id,
                     "tenant_id": profile.tenant_id,
                     **fields,
+                    "first_seen_at": now,
                     "category": str(DataCategory.CUSTOMER_ACCOUNT),
-                    "retention_from": now,
+                    # no clock while the account runs: the tenant's offboarding order
+                    # (R-RET-3/4) erases it, as it erases the connectors
+                    "retention_from": None,
                 }
             )
         except DuplicateKeyError:

@@ -102,9 +102,13 @@ def settings(servers: ServerEndpoints, vendors: Vendors) -> CrmSyncSettings:
     return crm_settings(servers, vendors)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def crm(settings: CrmSyncSettings) -> AsyncIterator[httpx.AsyncClient]:
-    """HTTP client of a running crm-sync app (consumers, relay and transfer loop running)."""
+    """HTTP client of a running crm-sync app (consumers, relay and transfer loop running).
+
+    Stopped once these tests are done: it answers every `retention.due` on the shared
+    topics, which other modules' retention tests must not hear from (issue 11).
+    """
     async with running_app(create_app(settings)) as client:
         yield client
 

@@ -2,7 +2,8 @@
 
 Read right after the claim and just before sending, so each delivery is checked against
 the state of that moment: its note (still there?), its tenant (contract running, recipient
-still instructed, secrecy), and the consent records of its recipient (R-CON-1/2).
+still instructed, secrecy), the consent records of its recipient (R-CON-1/2), and whether
+the note's caller restricted processing (R-DSR-18).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from switchboard_contracts.consent import ConsentChannel, ConsentPurpose, Consen
 from switchboard_platform.mongo import Document
 
 from .consents import ConsentRecord, current_status
-from .domain import NoteCopy, TenantProfile
+from .domain import NoteCopy, Restricted, TenantProfile, caller_ids, never_restricted
 from .registry import ConsentRegistry
 from .repository import NotesRepository, TenantsRepository
 
@@ -28,6 +29,8 @@ class Circumstances:
     tenants: dict[str, TenantProfile | None] = field(default_factory=dict)
     notes: dict[tuple[str, str], NoteCopy] = field(default_factory=dict)
     records: dict[tuple[str, str], list[ConsentRecord]] = field(default_factory=dict)
+    restricted: set[tuple[str, str]] = field(default_factory=set)
+    """(tenant, note) of notes whose caller restricted processing (R-DSR-18)."""
 
     def tenant(self, tenant_id: str) -> TenantProfile | None:
         """The tenant's profile, or None if unknown."""
@@ -36,6 +39,10 @@ class Circumstances:
     def note(self, tenant_id: str, note_id: str) -> NoteCopy | None:
         """The live note, or None if it was deleted."""
         return self.notes.get((tenant_id, note_id))
+
+    def is_restricted(self, tenant_id: str, note_id: str) -> bool:
+        """Whether the note's caller restricted processing (Art. 18): nothing about it goes."""
+        return (tenant_id, note_id) in self.restricted
 
     def consent(
         self,
@@ -58,8 +65,10 @@ async def circumstances(
     tenants: TenantsRepository,
     notes: NotesRepository,
     registry: ConsentRegistry,
+    restricted: Restricted = never_restricted,
 ) -> Circumstances:
-    """Read what the claimed deliveries `docs` need: three queries per tenant in the batch."""
+    """Read what the claimed deliveries `docs` need: three queries per tenant in the batch,
+    and one per note with a caller (is the caller restricted?)."""
     found = Circumstances()
     if not docs:
         return found
@@ -70,6 +79,10 @@ async def circumstances(
         found.tenants[tenant_id] = await tenants.get(tenant_id)
         live = await notes.live_many(tenant_id, sorted({d["note_id"] for d in own}))
         found.notes.update({(tenant_id, note_id): note for note_id, note in live.items()})
+        for note_id, note in live.items():
+            caller = caller_ids(note.caller)
+            if caller and await restricted(tenant_id, caller):
+                found.restricted.add((tenant_id, note_id))
         subjects = sorted({d["recipient"] for d in own})
         for record in await registry.of_subjects(tenant_id, subjects):
             found.records.setdefault((tenant_id, record.subject.value), []).append(record)

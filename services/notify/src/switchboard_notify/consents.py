@@ -113,9 +113,16 @@ class ConsentRecord:
         return DataCategory.CUSTOMER_ACCOUNT
 
     @property
-    def retention_from(self) -> datetime:
-        """The record's retention clock starts with the declaration."""
-        return self.occurred_at
+    def retention_from(self) -> datetime | None:
+        """A recording consent's clock starts with the declaration (the call's, R-RET-1).
+
+        An account's consent (a recipient's) is proof for as long as the account runs: no
+        clock of its own, so no category sweep takes it; the tenant's offboarding order
+        (R-RET-4, five years after the contract ended) erases it with the rest of the account.
+        """
+        if self.category is DataCategory.CALL_DATA:
+            return self.occurred_at
+        return None
 
     @classmethod
     def from_event(cls, event: Event[ConsentChanged], *, recorded_at: datetime) -> ConsentRecord:

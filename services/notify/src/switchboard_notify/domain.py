@@ -3,21 +3,39 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time
 from enum import StrEnum
 
 from switchboard_contracts import Event
 from switchboard_contracts.categories import DataCategory
-from switchboard_contracts.common import Caller
+from switchboard_contracts.common import Caller, SubjectId
 from switchboard_contracts.consent import ConsentPurpose, ConsentStatus
 from switchboard_contracts.delivery import LegalBasis
 from switchboard_contracts.notes import NoteCreated
 from switchboard_contracts.tenants import Channel, ContractStatus, TenantChanged
 from switchboard_contracts.tenants import Recipient as RecipientPayload
 from switchboard_platform.inputs import InvalidInput, check_email, to_mobile_e164
+from switchboard_platform.retention_participant import subject_ids
 
 _DELIVERY_NAMESPACE = uuid.UUID("0d6c3f2e-8b1a-4f57-9a43-7e2b51c9d0a4")
+RESTRICTED = "restricted (Art. 18)"
+"""Why a delivery about a caller who restricted processing (R-DSR-18) was not sent."""
+Restricted = Callable[[str, Sequence[SubjectId]], Awaitable[bool]]
+"""Whether processing a subject is restricted for a tenant (the participant's `is_restricted`)."""
+
+
+async def never_restricted(tenant_id: str, identifiers: Sequence[SubjectId]) -> bool:
+    """The default where no retention participant is attached (unit tests)."""
+    return False
+
+
+def caller_ids(caller: Caller | None) -> list[SubjectId]:
+    """The identifiers of a note's caller: the data subject a delivery is about."""
+    if caller is None:
+        return []
+    return subject_ids(phone=caller.phone, email=caller.email, name=caller.name)
 
 
 class TenantMismatch(ValueError):
@@ -120,6 +138,10 @@ class NoteCopy:
     started_at: datetime
     duration_seconds: int | None = None
     category: DataCategory = DataCategory.CALL_DATA
+    created_at: datetime | None = None
+    """When notes stored the note: where the note_to_email/sms flows start (metrics only)."""
+    trace_id: str | None = None
+    """The trace of the `note.created` that brought it: the flows' exemplar (metrics only)."""
 
     @classmethod
     def from_event(cls, event: Event[NoteCreated]) -> NoteCopy:
@@ -136,6 +158,7 @@ class NoteCopy:
             contact_person=data.contact_person,
             started_at=data.started_at.astimezone(UTC),
             duration_seconds=data.duration_seconds,
+            created_at=data.created_at.astimezone(UTC),
         )
 
     @property
@@ -238,12 +261,18 @@ def decide(
     tenant: TenantProfile | None,
     note: NoteCopy | None,
     consent: ConsentStatus | None,
+    restricted: bool = False,
 ) -> Decision:
-    """Whether a delivery may go out now (R-CON-1, R-CON-2), checked at the moment of sending."""
+    """Whether a delivery may go out now (R-CON-1, R-CON-2, R-DSR-18), checked at sending.
+
+    `restricted`: the caller the note is about restricted its processing (Art. 18).
+    """
     if note is None:
         return Decision(Verdict.CANCEL, "note deleted")
     if tenant is None or not tenant.receives_notes:
         return Decision(Verdict.CANCEL, "contract terminated")
+    if restricted:
+        return Decision(Verdict.SUPPRESS, RESTRICTED)
     if purpose is ConsentPurpose.NOTIFICATION and not tenant.instructs(channel, recipient):
         return Decision(Verdict.SUPPRESS, "recipient removed by the client")
     if consent is not ConsentStatus.GRANTED:

@@ -6,11 +6,13 @@ from fastapi import FastAPI
 
 from switchboard_contracts.consent import ConsentChanged
 from switchboard_contracts.delivery import NotificationFailed, NotificationSent
+from switchboard_platform.retention_participant import RetentionParticipant
 from switchboard_platform.runtime import ServiceRuntime
 
 from . import api
 from .config import NotifySettings
 from .handlers import register_handlers
+from .inventory import INVENTORY
 from .ledger import DELIVERIES, Ledger
 from .ledger import INDEXES as LEDGER_INDEXES
 from .registry import CONSENTS, ConsentRegistry
@@ -26,13 +28,17 @@ from .smtp import SmtpMailer
 def create_app(settings: NotifySettings | None = None) -> FastAPI:
     """Build the notify app; clients connect, and the sender starts, when it starts."""
     settings = settings or NotifySettings()
+    participant = RetentionParticipant(INVENTORY)
     runtime = ServiceRuntime(
         "notify",
         settings,
-        indexes={**REPOSITORY_INDEXES, **LEDGER_INDEXES, **REGISTRY_INDEXES},
-        outbox_collections=(DELIVERIES, CONSENTS),
-        publishes=(ConsentChanged, NotificationSent, NotificationFailed),
+        **participant.options(
+            indexes={**REPOSITORY_INDEXES, **LEDGER_INDEXES, **REGISTRY_INDEXES},
+            outbox_collections=(DELIVERIES, CONSENTS),
+            publishes=(ConsentChanged, NotificationSent, NotificationFailed),
+        ),
     )
+    participant.attach(runtime)  # retention.due, dsr.requested (R-RET-*, R-DSR-*)
     app: FastAPI
 
     def service() -> NotifyService:
@@ -53,6 +59,7 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
             settings=settings,
             health=rt.health,
             events_written=lambda: rt.notify_outbox(DELIVERIES),
+            restricted=participant.is_restricted,
         )
         app.state.sender = sender
         app.state.notify_service = NotifyService(
@@ -67,6 +74,7 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
             ),
             events_written=lambda: rt.notify_outbox(CONSENTS),
             deliveries_due=sender.wake,
+            restricted=participant.is_restricted,
         )
         app.state.delivery_cursors = rt.cursors("deliveries")
         # Sending needs the database only: it starts before the consumers join their
@@ -90,4 +98,5 @@ def create_app(settings: NotifySettings | None = None) -> FastAPI:
         on_startup=on_startup,
         on_shutdown=on_shutdown,
     )
+    app.state.retention_participant = participant
     return app

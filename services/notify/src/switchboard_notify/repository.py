@@ -19,6 +19,7 @@ from pymongo.errors import DuplicateKeyError
 from switchboard_contracts.categories import DataCategory
 from switchboard_contracts.common import Caller
 from switchboard_contracts.tenants import Channel, ContractStatus
+from switchboard_platform.flows import current_trace_id
 from switchboard_platform.mongo import Document, MongoDatabase, as_utc
 from switchboard_platform.tenancy import TENANT_FIELD, one_of_tenant, only_tenant, scoped
 
@@ -152,6 +153,8 @@ def _note_document(note: NoteCopy, now: datetime, planned: bool) -> Document:
         "stored_at": now,
         "category": str(note.category),
         "retention_from": note.retention_from,
+        "note_created_at": note.created_at,
+        "trace_id": current_trace_id(),
     }
     if note.caller is not None:
         doc |= {"caller": note.caller.model_dump(mode="json"), "caller_phone": note.caller.phone}
@@ -171,6 +174,8 @@ def _note(doc: Document) -> NoteCopy:
         contact_person=doc.get("contact_person"),
         started_at=as_utc(doc["started_at"]),
         duration_seconds=doc.get("duration_seconds"),
+        created_at=as_utc(doc["note_created_at"]) if doc.get("note_created_at") else None,
+        trace_id=doc.get("trace_id"),
     )
 
 

@@ -3,7 +3,8 @@
 Kafka handlers only write the ledger; this loop does the sending, so a slow or failing
 provider never holds up a partition (another tenant's notes). Each claimed delivery is
 checked at the moment of sending — note still there, contract running, recipient still
-instructed, consent granted (R-CON-1/2) — then sent, then marked with its outcome and the
+instructed, consent granted (R-CON-1/2), its caller's processing not restricted (R-DSR-18) —
+then sent, then marked with its outcome and the
 `notification.*` event in one write (R-API-2). Transient failures come back after a capped
 exponential backoff with jitter (never earlier than a `Retry-After`); permanent ones fail.
 """
@@ -21,13 +22,14 @@ from datetime import UTC, datetime
 
 from switchboard_contracts.consent import ConsentPurpose
 from switchboard_contracts.tenants import Channel
+from switchboard_platform.flows import NOTE_TO_EMAIL, NOTE_TO_SMS, observe_flow
 from switchboard_platform.health import Health
 from switchboard_platform.mongo import Document
 
 from .batch import Circumstances, circumstances
 from .config import NotifySettings
 from .consents import consent_channel
-from .domain import DeliveryStatus, Verdict, decide
+from .domain import DeliveryStatus, Restricted, Verdict, decide, never_restricted
 from .email_message import MailComposer, note_link
 from .ledger import Ledger
 from .outcomes import OUTCOMES, Outcomes
@@ -58,8 +60,10 @@ class Sender:
         health: Health,
         events_written: Callable[[], None],
         rand: Callable[[], float] = random.random,
+        restricted: Restricted = never_restricted,
     ) -> None:
         self._ledger, self._notes, self._tenants = ledger, notes, tenants
+        self._restricted = restricted  # R-DSR-18: asked for each note's caller before sending
         self._registry, self._mailer, self._sms = registry, mailer, sms
         self._settings = settings
         self._health = health
@@ -123,7 +127,11 @@ class Sender:
                         lease_s=self._settings.send_lease_s,
                     )
                     known = await circumstances(
-                        claimed, tenants=self._tenants, notes=self._notes, registry=self._registry
+                        claimed,
+                        tenants=self._tenants,
+                        notes=self._notes,
+                        registry=self._registry,
+                        restricted=self._restricted,
                     )
                 except Exception as exc:  # the database is away: keep trying, report not ready
                     # (entries claimed meanwhile come back when their claim lapses)
@@ -166,6 +174,7 @@ class Sender:
             tenant=tenant,
             note=note,
             consent=consent,
+            restricted=known.is_restricted(tenant_id, note_id),
         )
         if decision.verdict is not Verdict.SEND or tenant is None or note is None:
             status = (
@@ -197,4 +206,7 @@ class Sender:
         except SendError as error:
             await self._outcomes.failed(doc, channel, error)
             return
+        if note.created_at is not None:  # the provider accepted it: the flow ends here
+            flow = NOTE_TO_EMAIL if channel is Channel.EMAIL else NOTE_TO_SMS
+            observe_flow(flow, note.created_at, trace_id=note.trace_id)
         await self._outcomes.sent(doc, channel, accepted)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from switchboard_contracts import Event, make_event
+from switchboard_contracts.common import Caller
 from switchboard_contracts.consent import (
     ConsentChanged,
     ConsentChannel,
@@ -21,11 +22,15 @@ from switchboard_platform.mongo import Document, as_utc
 
 from .consents import ConsentRecord, Declaration, current_record, onboarding_consent
 from .domain import (
+    RESTRICTED,
     DeliveryStatus,
     NoteCopy,
     Recipient,
+    Restricted,
     TenantMismatch,
     TenantProfile,
+    caller_ids,
+    never_restricted,
     plan_deliveries,
 )
 from .ledger import Ledger, from_epoch_ms
@@ -90,6 +95,7 @@ class NotifyService:
         events_written: Callable[[], None] = lambda: None,
         deliveries_due: Callable[[], None] = lambda: None,
         clock: Clock = _utcnow,
+        restricted: Restricted = never_restricted,
     ) -> None:
         self._tenants = tenants
         self._notes = notes
@@ -99,6 +105,7 @@ class NotifyService:
         self._events_written = events_written
         self._deliveries_due = deliveries_due
         self._clock = clock
+        self._restricted = restricted
 
     async def learn_tenant(self, event: Event[TenantChanged]) -> None:
         """Keep the tenant's profile; record each onboarded recipient's consent once."""
@@ -129,6 +136,7 @@ class NotifyService:
         exist stay as they are); a deleted note's tombstone keeps a late `note.created` out.
         """
         note = NoteCopy.from_event(event)
+        caller = note.caller  # asked about before planning (R-DSR-18), even where not stored
         tenant = await self._tenants.get(note.tenant_id)
         if tenant is not None and tenant.secrecy_bound:
             note = note.without_content()  # never stored: the messages do not need it (R-SEC-3)
@@ -139,17 +147,24 @@ class NotifyService:
             stored = await self._notes.get_live(note.tenant_id, note.note_id)
             if stored is None or tenant is None:
                 return
-            await self._plan(stored, tenant, mark=False)
+            await self._plan(stored, tenant, mark=False, caller=caller)
             return
         if tenant is not None:
-            await self._plan(note, tenant, mark=False)
+            await self._plan(note, tenant, mark=False, caller=caller)
             return
         # read again after storing: a tenant learnt meanwhile plans this note, or we do
         tenant = await self._tenants.get(note.tenant_id)
         if tenant is not None:
-            await self._plan(note, tenant, mark=True)
+            await self._plan(note, tenant, mark=True, caller=caller)
 
-    async def _plan(self, note: NoteCopy, tenant: TenantProfile, *, mark: bool) -> None:
+    async def _plan(
+        self, note: NoteCopy, tenant: TenantProfile, *, mark: bool, caller: Caller | None = None
+    ) -> None:
+        """Write the note's deliveries; suppressed at once if its caller restricted processing.
+
+        The sender asks again before each send; this first check covers secrecy-bound
+        tenants, whose copies keep no caller to ask about (R-SEC-3, R-DSR-18).
+        """
         now = self._clock()
         deliveries = plan_deliveries(
             note,
@@ -158,6 +173,14 @@ class NotifyService:
             attempt_limit=self._policy.attempt_limit,
             id_domain=self._policy.id_domain,
         )
+        who = caller_ids(caller or note.caller)
+        if deliveries and who and await self._restricted(note.tenant_id, who):
+            deliveries = [
+                replace(d, status=DeliveryStatus.SUPPRESSED, reason=RESTRICTED)
+                if d.status is DeliveryStatus.PENDING
+                else d
+                for d in deliveries
+            ]
         if await self._ledger.insert_planned(deliveries, due_at=now.timestamp()):
             self._deliveries_due()
         if mark:

@@ -89,7 +89,8 @@ def test_r_con_3_onboarding_consent_is_recorded_once_as_a_written_instruction() 
         ConsentStatus.GRANTED,
     )
     assert first.subject == SubjectId(kind=SubjectKind.PHONE, value="+4915112345678")
-    assert (first.category, first.retention_from) == ("customer_account", T0)
+    # proof for as long as the account runs: no clock until the tenant is offboarded (R-RET-4)
+    assert (first.category, first.retention_from) == ("customer_account", None)
 
 
 @pytest.mark.parametrize(

@@ -123,6 +123,21 @@ def test_deleted_note_ended_contract_and_removed_recipient_stop_a_delivery() -> 
     )
 
 
+def test_r_dsr_18_a_restricted_caller_suppresses_the_delivery_even_with_consent() -> None:
+    """The recipient's consent covers their address, not the caller's data (Art. 18(2))."""
+    granted = {
+        "channel": Channel.EMAIL,
+        "recipient": "a@example.de",
+        "purpose": ConsentPurpose.NOTIFICATION,
+        "tenant": _tenant(),
+        "consent": ConsentStatus.GRANTED,
+    }
+    restricted = decide(note=NOTE, restricted=True, **granted)  # type: ignore[arg-type]
+    assert (restricted.verdict, restricted.reason) == (Verdict.SUPPRESS, "restricted (Art. 18)")
+    assert decide(note=None, restricted=True, **granted).verdict is Verdict.CANCEL  # type: ignore[arg-type]
+    assert decide(note=NOTE, **granted).verdict is Verdict.SEND  # type: ignore[arg-type]
+
+
 def test_backoff_grows_exponentially_with_jitter_and_is_capped() -> None:
     def low(attempt: int) -> float:
         return retry_delay(attempt, base_s=5, cap_s=900, rand=lambda: 0.0)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any, cast
 
 import pytest
 
 from switchboard_contracts import make_event
-from switchboard_contracts.common import SubjectId, SubjectKind
+from switchboard_contracts.common import Caller, SubjectId, SubjectKind
 from switchboard_contracts.consent import (
     ConsentChanged,
     ConsentChannel,
@@ -17,14 +18,15 @@ from switchboard_contracts.consent import (
     ConsentStatus,
 )
 from switchboard_contracts.tenants import Channel, Industry
-from switchboard_notify.domain import TenantMismatch
+from switchboard_notify.batch import circumstances
+from switchboard_notify.domain import RESTRICTED, TenantMismatch
 from switchboard_notify.ledger import Ledger
 from switchboard_notify.registry import ConsentRegistry
 from switchboard_notify.repository import NotesRepository, TenantsRepository
 from switchboard_notify.service import NotifyService, Policy
 from switchboard_platform.testing.fakes import FakeDatabase
 
-from ..support import address, new_tenant, note_created, note_deleted, tenant_changed
+from ..support import CALLER, address, new_tenant, note_created, note_deleted, tenant_changed
 
 
 @pytest.fixture
@@ -145,3 +147,69 @@ async def test_events_naming_another_tenant_than_their_envelope_are_refused(
     forged = note.model_copy(update={"tenantid": "t-b"})
     with pytest.raises(TenantMismatch):
         await service.record_note(forged)
+
+
+async def test_r_dsr_18_a_restricted_callers_note_is_planned_suppressed_even_if_not_stored(
+    db: Any,
+) -> None:
+    """A secrecy-bound tenant's copy keeps no caller: the restriction is asked when planning."""
+    restricted_phone = "+4915211014450"
+    asked: list[tuple[str, list[str]]] = []
+
+    async def restricted(tenant_id: str, identifiers: Sequence[SubjectId]) -> bool:
+        asked.append((tenant_id, [i.value for i in identifiers]))
+        return any(i.value == restricted_phone for i in identifiers)
+
+    database = cast(Any, db)
+    service = NotifyService(
+        TenantsRepository(database),
+        NotesRepository(database),
+        Ledger(database),
+        ConsentRegistry(database),
+        policy=Policy(notice_version="onb-v1", attempt_limit=3, id_domain="example.de"),
+        restricted=restricted,
+    )
+    tenant = new_tenant()
+    await service.learn_tenant(
+        tenant_changed(tenant, [(Channel.EMAIL, address(tenant), None)], industry=Industry.LAW)
+    )
+    stopped = note_created(tenant, caller=Caller(name="Erika Muster", phone=restricted_phone))
+    going = note_created(tenant, caller=Caller(name="Max Muster", phone="+4915211014451"))
+    for note in (stopped, going):
+        await service.record_note(note)
+    deliveries = db["deliveries"]._collection
+    suppressed = deliveries.find_one({"note_id": stopped.data.note_id})
+    assert (suppressed["status"], suppressed["reason"]) == ("suppressed", RESTRICTED)
+    assert deliveries.find_one({"note_id": going.data.note_id})["status"] == "pending"
+    assert asked[0] == (tenant, [restricted_phone, "Erika Muster"])
+    assert "caller" not in db["notes"]._collection.find_one({"_id": stopped.data.note_id})
+
+
+async def test_r_dsr_18_the_sender_asks_for_each_claimed_notes_caller(
+    service: NotifyService, db: Any
+) -> None:
+    tenant = new_tenant()
+    await service.learn_tenant(tenant_changed(tenant, [(Channel.EMAIL, address(tenant), None)]))
+    note = note_created(tenant)
+    await service.record_note(note)
+    claimed = list(db["deliveries"]._collection.find({"tenant_id": tenant}))
+
+    async def restricted(tenant_id: str, identifiers: Sequence[SubjectId]) -> bool:
+        return SubjectId(kind=SubjectKind.PHONE, value=CALLER.phone) in identifiers
+
+    database = cast(Any, db)
+    known = await circumstances(
+        claimed,
+        tenants=TenantsRepository(database),
+        notes=NotesRepository(database),
+        registry=ConsentRegistry(database),
+        restricted=restricted,
+    )
+    assert known.is_restricted(tenant, note.data.note_id)
+    unrestricted = await circumstances(
+        claimed,
+        tenants=TenantsRepository(database),
+        notes=NotesRepository(database),
+        registry=ConsentRegistry(database),
+    )
+    assert not unrestricted.is_restricted(tenant, note.data.note_id)

@@ -27,6 +27,8 @@ from .service import RetentionService
 
 router = api_router("/v1", tags=["retention"])
 Id = Annotated[str, Path(min_length=1, max_length=100)]
+MAX_SEQ = 2**63 - 1
+"""The largest sequence number a query can name: BSON integers are 64 bits."""
 
 
 async def get_service(request: Request) -> RetentionService:
@@ -126,7 +128,7 @@ async def lift_hold(principal: OperatorUser, service: Service, hold_id: Id) -> R
 async def receipts(
     _: OperatorUser,
     service: Service,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     request_id: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
 ) -> ReceiptPage:

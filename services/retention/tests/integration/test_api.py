@@ -176,6 +176,16 @@ async def test_bad_input_answers_422_naming_the_field(
     assert loc in [e["loc"] for e in reply.json()["detail"]]
 
 
+async def test_a_receipt_position_beyond_64_bits_is_refused_not_a_server_error(
+    api: httpx.AsyncClient,
+) -> None:
+    """Schemathesis found it: `after` past a BSON integer broke the query (500)."""
+    for after, status in ((2**63 - 1, 200), (2**63, 422), (10**21, 422)):
+        reply = await api.get("/v1/receipts", params={"after": after}, headers=OPERATOR)
+        assert reply.status_code == status, reply.text
+    assert ["query", "after"] in [e["loc"] for e in reply.json()["detail"]]
+
+
 async def test_r_ret_5_holds_are_placed_listed_and_lifted_explicitly(
     api: httpx.AsyncClient,
 ) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 
-from switchboard_dev import dlq, runner, tokens
+from switchboard_dev import dlq, generate, runner, tokens, traces
 from switchboard_dev.command import Command
 
 # One line per subcommand: a module with `add_parser(subparsers, name)` and `run(args)`.
@@ -13,6 +13,8 @@ COMMANDS: dict[str, Command] = {
     "dev": runner,
     "token": tokens,
     "dlq": dlq,
+    "trace": traces,
+    "generate": generate,
 }
 
 

@@ -26,6 +26,7 @@ class DevSettings(BaseSettings):
     mongo_port: int = Field(27017, ge=1, le=65535)
     smtp_port: int = Field(1025, ge=1, le=65535, description="notify's local mail sink")
     sms_port: int = Field(8026, ge=1, le=65535, description="notify's local SMS sink")
+    otlp_port: int = Field(4318, ge=1, le=65535, description="the runner's OTLP/HTTP receiver")
     data_dir: Path | None = Field(None, description="default: .data of the workspace")
 
 

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from switchboard_dev.config import DevSettings
-from switchboard_dev.sinks import dev_sinks
+from switchboard_dev.sinks import dev_sinks, port_or_free
+from switchboard_dev.traces import otlp_receiver
 from switchboard_platform.embedded import EmbeddedKafka, EmbeddedMongo
 
 
@@ -21,6 +22,8 @@ class Endpoints:
     mongodb_url: str
     notify_env: Mapping[str, str] = field(default_factory=dict)
     """Where notify's mail and SMS go: the local sinks' variables, when they were started."""
+    telemetry_env: Mapping[str, str] = field(default_factory=dict)
+    """Where every service sends its traces: the runner's own OTLP receiver, when started."""
 
 
 @contextmanager
@@ -59,4 +62,28 @@ def dev_servers(
             sms_port=settings.sms_port,
         )
         notify_env = stack.enter_context(sinks)
-        yield Endpoints(kafka, mongodb, notify_env)
+        telemetry_env = _trace_receiver(
+            stack, os.environ if env is None else env, settings, data_dir, say
+        )
+        yield Endpoints(kafka, mongodb, notify_env, telemetry_env)
+
+
+def _trace_receiver(
+    stack: ExitStack,
+    env: Mapping[str, str],
+    settings: DevSettings,
+    data_dir: Path,
+    say: Callable[[str], None],
+) -> dict[str, str]:
+    """Start the OTLP receiver (traces.py) unless tracing goes elsewhere or is off."""
+    if env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        say(f"Traces   to {env['OTEL_EXPORTER_OTLP_ENDPOINT']} (OTEL_EXPORTER_OTLP_ENDPOINT)")
+        return {}
+    if env.get("SWITCHBOARD_TRACING") == "off":
+        say("Traces   off (SWITCHBOARD_TRACING=off)")
+        return {}
+    folder = data_dir / "traces"
+    port = port_or_free(settings.otlp_port, "OTLP receiver", say)
+    endpoint = stack.enter_context(otlp_receiver(folder, port))
+    say(f"Traces   {endpoint}  OTLP/HTTP receiver, spans in {folder}: switchboard trace <call-id>")
+    return {"OTEL_EXPORTER_OTLP_ENDPOINT": endpoint, "SWITCHBOARD_TRACING": "on"}

@@ -84,6 +84,8 @@ def service_child(service: Service, endpoints: Endpoints, env: Mapping[str, str]
             "PYTHONUNBUFFERED": "1",
         }
     )
+    for name, value in endpoints.telemetry_env.items():  # the runner's trace receiver
+        child_env.setdefault(name, value)
     child_env.setdefault("SWITCHBOARD_ENV", "dev")  # services default to production (fail closed)
     child_env.setdefault("SWITCHBOARD_JWT_SECRET", DEV_JWT_SECRET)
     child_env.setdefault("KAFKA_FETCH_MAX_WAIT_MS", FETCH_MAX_WAIT_MS)

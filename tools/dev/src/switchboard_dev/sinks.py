@@ -31,7 +31,7 @@ DEV_SMS_FROM = "+4915100000000"
 Say = Callable[[str], None]
 
 
-def _port(wanted: int, what: str, say: Say) -> int:
+def port_or_free(wanted: int, what: str, say: Say) -> int:
     """`wanted` if nothing listens there, else a free port (and say so)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -146,7 +146,7 @@ def dev_sinks(
             folder = data_dir / "mail"
             try:
                 port = stack.enter_context(
-                    mail_sink(folder, _port(smtp_port, "mail sink", say), say)
+                    mail_sink(folder, port_or_free(smtp_port, "mail sink", say), say)
                 )
             except ImportError:
                 say("Mail     no sink: aiosmtpd is not installed (uv sync --all-packages)")
@@ -161,7 +161,9 @@ def dev_sinks(
             say("SMS      from NOTIFY_SMS_URL")
         else:
             folder = data_dir / "sms"
-            url = stack.enter_context(sms_sink(folder, _port(sms_port, "SMS sink", say), say))
+            url = stack.enter_context(
+                sms_sink(folder, port_or_free(sms_port, "SMS sink", say), say)
+            )
             notify_env |= {
                 "NOTIFY_SMS_PROVIDER": "twilio",
                 "NOTIFY_SMS_URL": url,

@@ -55,7 +55,8 @@ class ServiceProcess:
             **({f"{prefix}_MONGODB_DATABASE": database} if database else {}),
             **(extra_env or {}),
         }
-        self.env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+        if not (extra_env or {}).get("OTEL_EXPORTER_OTLP_ENDPOINT"):  # only where asked for
+            self.env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
         if not (extra_env or {}).get("KAFKA_GROUP_INSTANCE_ID"):
             self.env.pop("KAFKA_GROUP_INSTANCE_ID", None)
         self.log_path = log_dir / f"{name}.log"

@@ -1,0 +1,72 @@
+"""What personal data crm-sync keeps, for retention sweeps and data-subject requests (issue 11).
+
+- **Transfers** hold the caller's phone (`caller_phone`) for as long as they live, and the
+  note's content (`content.caller_*`, concern) only until the transfer is done: a synced,
+  cancelled or deleted transfer is found by the caller's phone alone.
+- **Records** (note → CRM record id) and **contacts** (caller → CRM contact id) link a
+  caller to the client's CRM; they carry the caller's phone for that reason.
+- **Connectors** and **tenants** are the client's account (no caller data); the
+  credentials never leave in an export.
+
+What crm-sync erases is what it holds itself. The copies in the client's CRM are the
+client's (the controller's) own records: see the README, "Retention and data-subject
+requests", for why a retention erasure does not delete them there.
+"""
+
+from __future__ import annotations
+
+from switchboard_contracts.common import SubjectKind
+from switchboard_platform.retention_participant import Inventory, PersonalData
+
+from .connector_store import CONNECTORS
+from .record_store import CONTACTS, RECORDS
+from .tenant_store import TENANTS
+from .transfer_store import TRANSFERS
+
+CRM = "the client's CRM (HubSpot, Salesforce, Pipedrive or its webhook receiver)"
+
+TRANSFER_LOG = PersonalData(
+    collection=TRANSFERS,
+    purpose="Call note transferred to the client's CRM on its instruction, and the log of "
+    "each attempt (Art. 28 GDPR, R-API-1, R-API-2)",
+    recipients=(CRM,),
+    subject_fields={
+        SubjectKind.PHONE: ("caller_phone",),
+        SubjectKind.EMAIL: ("content.caller_email",),
+        SubjectKind.NAME: ("content.caller_name",),
+    },
+    # the phone is held twice (caller_phone, content.caller_phone): corrected at the source
+    rectifiable={
+        "name": "content.caller_name",
+        "email": "content.caller_email",
+        "company": "content.caller_company",
+    },
+    private_fields=("claim", "due_at", "created_ts", "trace_id", "retry_from"),
+)
+CRM_RECORDS = PersonalData(
+    collection=RECORDS,
+    purpose="Which record in the client's CRM a call note became, so it is never made twice "
+    "and can be deleted there when the client deletes the note (R-NOTE-2)",
+    recipients=(CRM,),
+    subject_fields={SubjectKind.PHONE: ("caller_phone",)},
+)
+CRM_CONTACTS = PersonalData(
+    collection=CONTACTS,
+    purpose="Which contact in the client's CRM a caller is, so two calls make one contact",
+    recipients=(CRM,),
+    subject_fields={SubjectKind.PHONE: ("caller_phone",)},
+)
+CONNECTOR_SETTINGS = PersonalData(
+    collection=CONNECTORS,
+    purpose="The client's CRM connector: where its call notes go (Art. 28 GDPR)",
+    private_fields=("credentials", "credentials_version", "paused_until", "failures_in_a_row"),
+)
+TENANT_PROFILES = PersonalData(
+    collection=TENANTS,
+    purpose="The client's secrecy duty and contract status, which decide what may leave",
+)
+INVENTORY = Inventory(
+    service="crm-sync",
+    collections=(TRANSFER_LOG, CRM_RECORDS, CRM_CONTACTS, CONNECTOR_SETTINGS, TENANT_PROFILES),
+    legal_basis="Art. 6(1)(b) and Art. 28 GDPR: transfers on the client's instruction",
+)
