@@ -42,6 +42,16 @@ class ServiceSettings(BaseSettings):
     kafka_fetch_max_wait_ms: int = Field(
         500, ge=1, le=30_000, validation_alias=_env("KAFKA_FETCH_MAX_WAIT_MS")
     )
+    kafka_background_fetch_max_wait_ms: int = Field(
+        500,
+        ge=1,
+        le=30_000,
+        description="Fetch wait of the topics no flow waits on (tenant and consent changes, "
+        "retention and data-subject orders): on a broker that answers a fetch only when the "
+        "wait expires (the embedded one), a short wait makes every idle consumer poll it "
+        "dozens of times a second; Apache Kafka answers as soon as data arrives either way",
+        validation_alias=_env("KAFKA_BACKGROUND_FETCH_MAX_WAIT_MS"),
+    )
     kafka_session_timeout_ms: int = Field(
         10_000, ge=1_000, le=300_000, validation_alias=_env("KAFKA_SESSION_TIMEOUT_MS")
     )

@@ -27,6 +27,8 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 
+from switchboard_contracts.topics import CALL_RECEIVED, NOTE_CREATED
+
 from .consumer import EventPipeline, RawRecord
 from .kafka import client_security
 from .metrics import CONSUMER_COMMITS, CONSUMER_EVENT_TIME, CONSUMER_LAG
@@ -52,6 +54,17 @@ class _Partition:
     committed: int | None = None
     worker: asyncio.Task[None] | None = None
     paused: bool = False
+
+
+HOT_TOPICS = frozenset({CALL_RECEIVED, NOTE_CREATED})
+"""Topics a flow waits on (a call becoming a note, a note reaching the client)."""
+
+
+def fetch_wait_ms(topic: str, settings: ServiceSettings) -> int:
+    """`KAFKA_FETCH_MAX_WAIT_MS` for the hot topics, the (longer) background wait for others."""
+    if topic in HOT_TOPICS:
+        return settings.kafka_fetch_max_wait_ms
+    return max(settings.kafka_fetch_max_wait_ms, settings.kafka_background_fetch_max_wait_ms)
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -120,7 +133,7 @@ class TopicConsumer:
             group_instance_id=self._instance_id(),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+            fetch_max_wait_ms=fetch_wait_ms(self.topic, settings),
             session_timeout_ms=settings.kafka_session_timeout_ms,
             heartbeat_interval_ms=max(settings.kafka_session_timeout_ms // 4, 500),
             rebalance_timeout_ms=settings.kafka_rebalance_timeout_ms,

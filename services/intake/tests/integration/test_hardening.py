@@ -205,3 +205,11 @@ async def test_sms_recipients_must_be_mobile_numbers_never_premium_rate(
     assert reply.status_code == 422
     assert reply.json()["detail"][0]["loc"][:3] == ["body", "recipients", 0]
     assert json.dumps(number) not in reply.text
+
+
+async def test_a_method_the_path_lacks_is_a_405_that_names_every_method_it_has(
+    intake: httpx.AsyncClient, operator: dict[str, str]
+) -> None:
+    reply = await intake.put("/v1/tenants/some-id", json={}, headers=operator)
+    assert reply.status_code == 405
+    assert {m.strip() for m in reply.headers["allow"].split(",")} == {"GET", "PATCH"}

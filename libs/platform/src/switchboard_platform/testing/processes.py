@@ -44,6 +44,7 @@ class ServiceProcess:
             "SWITCHBOARD_JWT_SECRET": DEV_JWT_SECRET,
             "SWITCHBOARD_ENV": "test",
             "KAFKA_FETCH_MAX_WAIT_MS": "20",
+            "KAFKA_BACKGROUND_FETCH_MAX_WAIT_MS": "200",
             "KAFKA_SESSION_TIMEOUT_MS": "6000",
             "KAFKA_REBALANCE_TIMEOUT_MS": "10000",
             # No static membership by default: on the embedded broker it adds a fixed 3 s to

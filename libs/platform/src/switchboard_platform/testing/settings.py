@@ -11,6 +11,7 @@ S = TypeVar("S", bound=ServiceSettings)
 
 FAST = {
     "kafka_fetch_max_wait_ms": 20,  # Tansu answers a fetch only when the wait expires
+    "kafka_background_fetch_max_wait_ms": 100,
     "kafka_session_timeout_ms": 6_000,  # a group join waits half of it; 6 s is Kafka's minimum
     "outbox_poll_interval_s": 0.05,
     "outbox_lease_s": 3.0,
