@@ -8,6 +8,7 @@ serialise: NaN, lone surrogates).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -16,7 +17,6 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from pymongo.errors import ConnectionFailure
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
 
 _LOCATIONS = ("body", "query", "path", "header")
 
@@ -94,12 +94,29 @@ def field_errors(errors: list[dict[str, Any]] | Any) -> list[dict[str, Any]]:
     return cleaned
 
 
+_PARAM = re.compile(r"\\\{[^}]+\\\}")
+
+
+def _route_table(app: FastAPI) -> list[tuple[re.Pattern[str], set[str]]]:
+    """Each documented path as a pattern, with its methods (from the OpenAPI document).
+
+    FastAPI nests included routers, so the document is the one complete list of paths.
+    """
+    table = getattr(app.state, "route_table", None)
+    if table is None:
+        table = []
+        for path, operations in app.openapi().get("paths", {}).items():
+            pattern = re.compile("^" + _PARAM.sub("[^/]+", re.escape(path)) + "$")
+            table.append((pattern, {method.upper() for method in operations}))
+        app.state.route_table = table
+    return table
+
+
 def _allowed_methods(app: FastAPI, request: Request) -> list[str]:
     allowed: set[str] = set()
-    for route in app.router.routes:
-        match, _ = route.matches({**request.scope, "method": "__none__"})
-        if match is not Match.NONE:
-            allowed.update(getattr(route, "methods", None) or ())
+    for pattern, methods in _route_table(app):
+        if pattern.match(request.url.path):
+            allowed |= methods
     return sorted(allowed)
 
 
