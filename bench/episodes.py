@@ -1,8 +1,10 @@
 """Episodes beyond steady load: a killed service coming back, and intake pushing back.
 
 - **restart**: SIGKILL a service, start it again at once (as Kubernetes would), and time
-  until it answers `/readyz` and — for notes — until a call captured right then has its
-  `note.created` (it consumes again). Done for intake and for notes, `repeats` times.
+  until it serves again — intake: `/readyz?scope=http`, what a load balancer asks, and
+  also plain `/readyz` (its background consumers joined too) — and, for notes, until a call
+  captured right then has its `note.created` (it consumes again). Done for intake and for
+  notes, `repeats` times.
 - **backpressure**: SIGSTOP notes (it falls behind entirely) while calls keep coming at a
   steady rate; intake must start answering 503 with `Retry-After` once notes' lag passes
   `INTAKE_MAX_DOWNSTREAM_LAG`, so the backlog stops growing; then SIGCONT notes.
@@ -28,16 +30,18 @@ BACKPRESSURE_LIMIT = 300
 """`INTAKE_MAX_DOWNSTREAM_LAG` the bench runs intake with (the default is 5,000)."""
 
 
-def _ready(url: str) -> bool:
+def _ready(url: str, scope: str) -> bool:
     try:
-        return httpx.get(f"{url}/readyz", timeout=1).status_code == 200
+        return httpx.get(f"{url}/readyz?scope={scope}", timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
 
 
-async def _until_ready(process: ServiceProcess, since: float, timeout_s: float = 60) -> float:
+async def _until_ready(
+    process: ServiceProcess, since: float, scope: str = "all", timeout_s: float = 60
+) -> float:
     while time.monotonic() - since < timeout_s:
-        if await asyncio.to_thread(_ready, process.url):
+        if await asyncio.to_thread(_ready, process.url, scope):
             return time.monotonic() - since
         await asyncio.sleep(0.02)
     raise TimeoutError(f"{process.name} not ready {timeout_s}s after its restart")
@@ -72,11 +76,12 @@ async def restart(
     repeats: int = 3,
 ) -> dict[str, Any]:
     """Seconds from SIGKILL to serving again (intake) and to consuming again (notes)."""
-    intake_ready, notes_ready, notes_note = [], [], []
+    intake_serving, intake_ready, notes_ready, notes_note = [], [], [], []
     for _ in range(repeats):
         killed = time.monotonic()
         intake.kill()
         intake.start(wait_ready=False)
+        intake_serving.append(await _until_ready(intake, killed, "http"))
         intake_ready.append(await _until_ready(intake, killed))
         await asyncio.sleep(1)
         killed = time.monotonic()
@@ -90,10 +95,12 @@ async def restart(
         return round(statistics.median(values), 2)
 
     return {
+        "intake_serving_s": median(intake_serving),
         "intake_ready_s": median(intake_ready),
         "notes_ready_s": median(notes_ready),
         "notes_consuming_s": median(notes_note),
         "samples": {
+            "intake_serving_s": [round(v, 2) for v in intake_serving],
             "intake_ready_s": [round(v, 2) for v in intake_ready],
             "notes_ready_s": [round(v, 2) for v in notes_ready],
             "notes_consuming_s": [round(v, 2) for v in notes_note],

@@ -7,7 +7,7 @@ from typing import Any
 THROUGHPUT_RATIO_TARGET = 0.6
 P99_TARGETS_MS = {100.0: 50.0, 200.0: 100.0}
 RSS_TARGET_MIB = 120.0
-RESTART_TARGETS_S = {"intake_ready_s": 2.0, "notes_consuming_s": 3.0}
+RESTART_TARGETS_S = {"intake_serving_s": 2.0, "notes_consuming_s": 3.0}
 SERVICES = ("intake", "notes")
 
 
@@ -51,8 +51,10 @@ def verdict(result: dict[str, Any]) -> dict[str, Any]:
     restart = suite.get("restart")
     if restart:
         for key, target in RESTART_TARGETS_S.items():
-            out[key] = restart[key]
-            out[f"{key}_target_met"] = restart[key] <= target
+            if key in restart:  # runs before intake_serving_s timed only intake_ready_s
+                out[key] = restart[key]
+                out[f"{key}_target_met"] = restart[key] <= target
+        out["intake_ready_s"] = restart["intake_ready_s"]
         out["notes_ready_s"] = restart["notes_ready_s"]
     pushback = suite.get("backpressure")
     if pushback:

@@ -103,7 +103,8 @@ async def flow(
         search = {"q": CALLER["name"], "contact_person": CONTACT}
         found = (await notes.get("/v1/notes", params=search, headers=client)).json()["items"]
         assert [n["call_id"] for n in found] == [call_id]
-        await _until(lambda: _finished(exporter, "note.created publish"))
+        # Other tests' calls may still be on the topic: wait for this call's note.created
+        await _until(lambda: _published_note_of_request(exporter))
         yield Flow(
             tenant, call_id, exporter.get_finished_spans(), log_stream.getvalue().splitlines()
         )
@@ -121,8 +122,15 @@ async def _has_note(notes: httpx.AsyncClient, headers: dict[str, str]) -> bool:
     return bool((await notes.get("/v1/notes", headers=headers)).json()["items"])
 
 
-async def _finished(exporter: InMemorySpanExporter, name: str) -> bool:
-    return any(s.name == name for s in exporter.get_finished_spans())
+async def _published_note_of_request(exporter: InMemorySpanExporter) -> bool:
+    """Whether the `note.created` of the call posted to intake has been published."""
+    spans = exporter.get_finished_spans()
+    requests = {
+        s.context.trace_id
+        for s in spans
+        if s.name == "POST /v1/calls" and s.kind is SpanKind.SERVER
+    }
+    return any(s.name == "note.created publish" and s.context.trace_id in requests for s in spans)
 
 
 async def _until(check: Callable[[], Awaitable[bool]], timeout_s: float = 20.0) -> None:
