@@ -39,7 +39,7 @@ check: install
 test: check
 	export $$(bash .ci/install-test-tools) && $(RUN) pytest
 
-# Benchmark (bench/README.md): ~2 min on 2 cores; results in bench/results/.
-# BENCH_ARGS="--quick" for a <1 min smoke run, "--profile" to add py-spy profiles.
+# Benchmark (bench/README.md): ~4 min on 2 cores; results in bench/results/
+# BENCH_ARGS="--quick" for a ~2 min smoke run, "--profile" to add py-spy profiles.
 bench: install
 	$(RUN) python -m bench.run $(BENCH_ARGS)

@@ -22,25 +22,32 @@ RATE_HZ = 200
 CONCERNS: dict[str, re.Pattern[str]] = {
     name: re.compile(pattern)
     for name, pattern in {
-        "http: BaseHTTPMiddleware (RequestLimits, RequestMetrics)": r"BaseHTTPMiddleware",
-        "http: FastAPI routing, validation, dependencies": r"\(fastapi/",
-        "http: uvicorn protocol": r"\(uvicorn/protocols",
-        "auth: token verification": r"switchboard_platform/auth\.py|\(jwt/",
-        "sync dependencies in worker threads (anyio)": r"run_sync_in_worker_thread|WorkerThread",
-        "telemetry: OpenTelemetry spans and propagation": (
-            r"\(opentelemetry/|\(trace/|asgi/__init__|faststream/opentelemetry|instrumentation"
+        "http: our ASGI guard and metrics (switchboard_platform/http.py)": (
+            r"switchboard_platform/http\.py"
         ),
-        "mongo: motor thread hand-off and pymongo": r"\(motor/|\(pymongo/|concurrent/futures",
+        "http: FastAPI/Starlette routing, validation, dependencies": r"\((fastapi|starlette)/",
+        "http: uvicorn protocol (switchboard_platform/serve.py guard)": (
+            r"\(uvicorn/protocols|switchboard_platform/serve\.py"
+        ),
+        "auth: token verification": r"switchboard_platform/auth\.py|\(jwt/",
+        "telemetry: OpenTelemetry spans and propagation": r"\(opentelemetry/|telemetry\.py",
+        "mongo: pymongo (async client)": r"\(pymongo/",
         "kafka: aiokafka client": r"\(aiokafka/",
-        "faststream: subscriber and middlewares": r"\(faststream/|\(fast_depends/",
-        "outbox relay (switchboard_platform/outbox.py)": r"OutboxRelay",
-        "consumer pipeline (switchboard_platform/consumer.py)": r"EventPipeline|consumer\.py",
+        "outbox: appends and relay (outbox.py, outbox_relay.py)": (
+            r"switchboard_platform/outbox(_relay)?\.py"
+        ),
+        "consumer: topic_consumer.py and the pipeline (consumer.py)": (
+            r"switchboard_platform/(topic_consumer|consumer)\.py"
+        ),
         "event encode/decode (switchboard_contracts)": r"switchboard_contracts/",
         "pydantic models": r"\(pydantic/",
         "logging (JSON lines, access log)": (
             r"\(logging/|pythonjsonlogger|switchboard_platform/logs"
         ),
-        "prometheus metrics": r"prometheus_client",
+        "prometheus metrics": r"prometheus_client|switchboard_platform/(metrics|flows)\.py",
+        "the service's own code (switchboard_intake, switchboard_notes)": (
+            r"switchboard_(intake|notes)/"
+        ),
     }.items()
 }
 _FRAME = re.compile(r"^(?P<func>.+?) \((?P<file>[^()]*?)(?::\d+)?\)$")

@@ -241,3 +241,29 @@ async def test_an_odd_broker_error_while_it_restarts_is_waited_out_never_parked(
             await relay.drain_once()
     assert relay.parked == 0
     assert await db.a.count_documents({SINCE: {"$exists": True}}) == 1
+
+
+async def test_backlog_gauge_counts_documents_beyond_the_batch_at_most_once_a_second() -> None:
+    """`pending` covers what the relay has not read yet; counting it is rate-limited."""
+    db, broker = FakeDatabase(), FakeBroker()
+    for i in range(7):
+        await db.a.insert_one(with_outbox({"_id": f"doc-{i}"}, [_rated(f"t{i}")]))
+    relay = _relay(db, broker, batch_size=3)
+    counts = 0
+    count = relay._store.pending_documents
+
+    async def counted() -> int:
+        nonlocal counts
+        counts += 1
+        found: int = await count()
+        return found
+
+    relay._store.pending_documents = counted
+    published, more = await relay.drain_once()
+    assert (published, more) == (3, True)
+    assert relay.pending == 7  # 3 read, 4 not yet
+    await relay.drain_once()
+    assert counts == 1  # the second drain of the backlog reused the count of the first
+    await relay.drain_once()
+    assert len(broker.published) == 7
+    assert relay.pending == 1  # the last batch: one read, nothing beyond it

@@ -98,6 +98,9 @@ class RelayLease:
         await self._leases.delete_one({"_id": "relay", "owner": self.owner})
 
 
+UNREAD_COUNT_INTERVAL_S = 1.0
+"""How often a relay working off a backlog counts what it has not read yet (the gauge)."""
+
 _PERMANENT_KAFKA = (MessageSizeTooLargeError, InvalidTopicError)
 _MALFORMED = (KeyError, TypeError, ValueError, AttributeError, UnicodeError)
 
@@ -143,6 +146,7 @@ class OutboxRelay:
         self.healthy = True
         self.pending = 0
         self.parked = 0
+        self._unread = (0.0, 0)  # (when counted, documents pending beyond the last batch)
 
     def notify(self, *collections: str) -> None:
         """Wake the relay now: a use case has just written events (into `collections`).
@@ -222,8 +226,7 @@ class OutboxRelay:
         """Publish one batch of pending events (of `collections`, default all); return how
         many, and whether more wait."""
         batch = await self._store.pending(self._batch_size, collections)
-        unread = await self._store.pending_documents() - len(batch.last_seen) if batch.more else 0
-        self._observe(batch, unread)
+        self._observe(batch, await self._unread_documents(batch))
         if not batch.entries:
             return 0, False
         try:
@@ -243,6 +246,23 @@ class OutboxRelay:
             self._failures.pop(p.id, None)
             OUTBOX_PUBLISHED.labels(service=self._service, topic=p.entry.get("topic")).inc()
         return len(published), batch.more
+
+    async def _unread_documents(self, batch: PendingBatch) -> int:
+        """Documents pending beyond the batch just read: counted at most once a second.
+
+        Only a backlog of more than a batch needs counting, and while the relay works one
+        off it drains back to back: a count per drain would cost the database more than the
+        drains themselves.
+        """
+        if not batch.more:
+            self._unread = (0.0, 0)
+            return 0
+        counted_at, unread = self._unread
+        now = time.monotonic()
+        if now - counted_at >= UNREAD_COUNT_INTERVAL_S:
+            unread = max(0, await self._store.pending_documents() - len(batch.last_seen))
+            self._unread = (now, unread)
+        return unread
 
     def _observe(self, batch: PendingBatch, unread_documents: int) -> None:
         # not capped by the batch: each document not read holds one event or more

@@ -216,10 +216,19 @@ async def post_calls(
     headers = auth_header("agent", sub="agent-load")
     interval = 1.0 / rate_per_s
     started = time.monotonic()
-    limits = httpx.Limits(max_connections=50)
+    # At most as many calls in flight as the pool has connections: httpcore's pool costs
+    # CPU per queued request on every assignment, and a few hundred queued (while replicas
+    # restart) kept this process busy enough to starve the suite on 2 cores.
+    in_flight = 50
+    limits = httpx.Limits(max_connections=in_flight)
+    slots = asyncio.Semaphore(in_flight)
     async with httpx.AsyncClient(timeout=timeout_s, limits=limits) as client:
 
         async def one(i: int) -> None:
+            async with slots:
+                await _one(i)
+
+        async def _one(i: int) -> None:
             body = {
                 "dialed_number": dialed[i % len(dialed)],
                 "caller": {"name": f"Caller {i}", "phone": "+4915211014450"},
