@@ -7,6 +7,7 @@ import logging
 import pytest
 
 from switchboard_platform.metrics import TENANT_GUARD_DROPPED
+from switchboard_platform.mongo import all_of
 from switchboard_platform.tenancy import one_of_tenant, only_tenant, scoped
 from switchboard_platform.testing.fakes import FakeDatabase
 
@@ -55,3 +56,14 @@ async def test_r_sec_2_a_scoped_or_query_never_returns_another_tenants_document(
     query = scoped("a", {"$or": [{"v": {"$lt": 3}}, {"v": 5}]})
     found = [d async for d in db.n.find(query)]
     assert {d["tenant_id"] for d in found} == {"a"}
+
+
+def test_all_of_is_flat_for_distinct_plain_fields_and_and_otherwise() -> None:
+    """Flat where it can be (nx-27017 uses no index under `$and`), `$and` where it must."""
+    assert all_of({"_id": "t1"}, {"status": "pending"}) == {"_id": "t1", "status": "pending"}
+    assert all_of({"a": 1}, {}) == {"a": 1}
+    either = {"$or": [{"a": 1}, {"b": 2}]}
+    assert all_of({"_id": "t1"}, either) == {"$and": [{"_id": "t1"}, either]}
+    assert all_of({"n": {"$gt": 1}}, {"n": {"$lt": 5}}) == {
+        "$and": [{"n": {"$gt": 1}}, {"n": {"$lt": 5}}]
+    }

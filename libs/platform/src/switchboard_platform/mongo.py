@@ -40,6 +40,23 @@ async def ensure_indexes(db: MongoDatabase, indexes: Mapping[str, Sequence[Index
             await db[collection].create_indexes(list(models))
 
 
+def all_of(*clauses: Document) -> Document:
+    """A filter matching documents that satisfy every clause: flat when it can be, else `$and`.
+
+    The same on MongoDB; on nx-27017 a top-level `$and` uses no index (a find by `_id` under
+    `$and` scanned 10,000 documents: 160 ms instead of 1 ms), so distinct plain fields are
+    merged into one flat filter, and only clauses that repeat a field or hold an operator
+    such as `$or` are joined by `$and`.
+    """
+    parts = [c for c in clauses if c]
+    if len(parts) == 1:
+        return dict(parts[0])
+    keys = [key for part in parts for key in part]
+    if len(keys) == len(set(keys)) and not any(key.startswith("$") for key in keys):
+        return {key: value for part in parts for key, value in part.items()}
+    return {"$and": parts}
+
+
 def is_transient(exc: BaseException) -> bool:
     """True for database errors worth retrying: lost connections, elections, timeouts."""
     if isinstance(exc, ConnectionFailure):

@@ -18,7 +18,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from .metrics import TENANT_GUARD_DROPPED
-from .mongo import Document
+from .mongo import Document, all_of
 
 log = logging.getLogger(__name__)
 
@@ -27,13 +27,7 @@ TENANT_FIELD = "tenant_id"
 
 def scoped(tenant_id: str, *clauses: Document, field: str = TENANT_FIELD) -> Document:
     """A filter for `tenant_id`'s documents that also satisfy every clause."""
-    parts: list[Document] = [{field: tenant_id}, *(c for c in clauses if c)]
-    if len(parts) == 1:
-        return parts[0]
-    keys = [key for part in parts for key in part]
-    if len(keys) == len(set(keys)) and not any(key.startswith("$") for key in keys):
-        return {key: value for part in parts for key, value in part.items()}
-    return {"$and": parts}
+    return all_of({field: tenant_id}, *clauses)
 
 
 def only_tenant(

@@ -17,7 +17,7 @@ from pymongo import ASCENDING, IndexModel, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from switchboard_contracts.categories import DataCategory
-from switchboard_platform.mongo import Document, MongoDatabase
+from switchboard_platform.mongo import Document, MongoDatabase, all_of
 from switchboard_platform.tenancy import one_of_tenant, only_tenant, scoped
 
 from .domain import Kind, connector_id
@@ -134,7 +134,7 @@ class ConnectorStore:
     async def reseal(self, cid: str, version: int, sealed: dict[str, str]) -> None:
         """Store credentials sealed with the newest key (if they did not change meanwhile)."""
         await self._coll.update_one(
-            {"$and": [{"_id": cid}, {"credentials_version": version}]},
+            all_of({"_id": cid}, {"credentials_version": version}),
             {"$set": {"credentials": sealed}},
         )
 
@@ -148,7 +148,7 @@ class ConnectorStore:
         update: Document = {"$set": fields}
         if inc:
             update["$inc"] = inc
-        await self._coll.update_one({"$and": clauses}, update)
+        await self._coll.update_one(all_of(*clauses), update)
 
     async def add_failure(self, cid: str) -> int:
         """Count one more failure in a row; the new count."""

@@ -14,7 +14,7 @@ from pymongo.errors import DuplicateKeyError
 
 from switchboard_contracts.categories import DataCategory
 from switchboard_contracts.tenants import ContractStatus
-from switchboard_platform.mongo import MongoDatabase
+from switchboard_platform.mongo import MongoDatabase, all_of
 
 from .domain import TenantProfile
 
@@ -55,7 +55,7 @@ class TenantStore:
             )
         except DuplicateKeyError:
             await self._coll.update_one(
-                {"$and": [{"_id": profile.tenant_id}, {"event_ts": {"$lte": fields["event_ts"]}}]},
+                all_of({"_id": profile.tenant_id}, {"event_ts": {"$lte": fields["event_ts"]}}),
                 {"$set": fields},
             )
 

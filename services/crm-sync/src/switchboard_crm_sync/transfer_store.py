@@ -16,7 +16,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from switchboard_contracts import Event
-from switchboard_platform.mongo import Document, MongoDatabase, update_matching
+from switchboard_platform.mongo import Document, MongoDatabase, all_of, update_matching
 from switchboard_platform.outbox import (
     merge_updates,
     outbox_fields_excluded,
@@ -127,7 +127,7 @@ class TransferStore:
         if events:
             parts.append(outbox_update(events))
         result = await self._coll.update_one(
-            {"$and": [{"_id": tid}, {"claim": token}]}, merge_updates(*parts)
+            all_of({"_id": tid}, {"claim": token}), merge_updates(*parts)
         )
         return result.matched_count == 1
 
@@ -146,7 +146,7 @@ class TransferStore:
             parts.append({"$unset": dict.fromkeys(unset, "")})
         parts.append(outbox_update(events))
         result = await self._coll.update_one(
-            {"$and": [{"_id": tid}, {"status": str(TransferStatus.PENDING)}]},
+            all_of({"_id": tid}, {"status": str(TransferStatus.PENDING)}),
             merge_updates(*parts),
         )
         return result.matched_count == 1
@@ -179,7 +179,7 @@ class TransferStore:
     async def open_of_connector(self, cid: str) -> list[str]:
         """Ids of the connector's transfers that are pending (not claimed)."""
         cursor = self._coll.find(
-            {"$and": [{"connector_id": cid}, {"status": str(TransferStatus.PENDING)}]}, {"_id": 1}
+            all_of({"connector_id": cid}, {"status": str(TransferStatus.PENDING)}), {"_id": 1}
         )
         return [d["_id"] async for d in cursor]
 

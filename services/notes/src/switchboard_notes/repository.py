@@ -19,7 +19,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from switchboard_contracts import Event
-from switchboard_platform.mongo import Document, MongoDatabase, as_utc
+from switchboard_platform.mongo import Document, MongoDatabase, all_of, as_utc
 from switchboard_platform.outbox import (
     merge_updates,
     outbox_fields_excluded,
@@ -185,7 +185,7 @@ class NotesRepository:
         """Count, average score and recent comments per agent, across tenants."""
         match: Document = {"rating.score": {"$exists": True}}
         if agent_id:
-            match = {"$and": [{"agent_id": agent_id}, match]}
+            match = all_of({"agent_id": agent_id}, match)
         stats = await self._notes.aggregate(
             [
                 {"$match": match},
@@ -214,7 +214,7 @@ class NotesRepository:
     async def _recent_comments(self, agent_id: str) -> list[Document]:
         cursor = (
             self._notes.find(
-                {"$and": [{"agent_id": agent_id}, {"rating.comment": {"$type": "string"}}]},
+                all_of({"agent_id": agent_id}, {"rating.comment": {"$type": "string"}}),
                 {"tenant_id": 1, "rating": 1},
             )
             .sort("rating.rated_at", DESCENDING)

@@ -23,7 +23,7 @@ from pymongo.errors import BulkWriteError
 from switchboard_contracts import Event
 from switchboard_contracts.consent import ConsentPurpose
 from switchboard_contracts.tenants import Channel
-from switchboard_platform.mongo import Document, MongoDatabase, update_matching
+from switchboard_platform.mongo import Document, MongoDatabase, all_of, update_matching
 from switchboard_platform.outbox import (
     merge_updates,
     outbox_fields_excluded,
@@ -127,9 +127,7 @@ class Ledger:
         self, now: float, limit: int, *, owner: str, instance: str, lease_s: float
     ) -> list[Document]:
         """Claim up to `limit` due, unclaimed pending deliveries for `owner`; return them."""
-        due = {
-            "$and": [{"status": PENDING}, {"due_at": {"$lte": now}}, {"lease_until": {"$lte": now}}]
-        }
+        due = all_of({"status": PENDING}, {"due_at": {"$lte": now}}, {"lease_until": {"$lte": now}})
         cursor = self._deliveries.find(due, {"_id": 1}).sort("due_at", ASCENDING).limit(limit)
         ids = [doc["_id"] async for doc in cursor]
         if not ids:

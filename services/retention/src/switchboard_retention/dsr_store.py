@@ -13,7 +13,7 @@ from pymongo.errors import DuplicateKeyError
 from switchboard_contracts import Event
 from switchboard_contracts.categories import DataCategory
 from switchboard_contracts.dsr import DsrFragment
-from switchboard_platform.mongo import Document, MongoDatabase, delete_matching
+from switchboard_platform.mongo import Document, MongoDatabase, all_of, delete_matching
 from switchboard_platform.outbox import (
     merge_updates,
     outbox_fields_excluded,
@@ -99,9 +99,9 @@ class DsrStore:
 
     async def fragments(self, request_id: str, phase: str = "answer") -> list[Document]:
         """The stored fragments of a request, by service and part."""
-        cursor = self._fragments.find(
-            {"$and": [{"request_id": request_id}, {"phase": phase}]}
-        ).sort([("service", 1), ("part", 1)])
+        cursor = self._fragments.find(all_of({"request_id": request_id}, {"phase": phase})).sort(
+            [("service", 1), ("part", 1)]
+        )
         return [doc async for doc in cursor]
 
     async def erase_fragments(self, cutoff: datetime, tenant_id: str | None) -> int:
@@ -112,4 +112,4 @@ class DsrStore:
         ]
         if tenant_id is not None:
             clauses.append({"tenant_id": tenant_id})
-        return await delete_matching(self._fragments, {"$and": clauses})
+        return await delete_matching(self._fragments, all_of(*clauses))

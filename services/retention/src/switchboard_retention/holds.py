@@ -8,7 +8,7 @@ from datetime import date, datetime
 from pymongo import ASCENDING, IndexModel
 
 from switchboard_contracts.common import SubjectId
-from switchboard_platform.mongo import Document, MongoDatabase
+from switchboard_platform.mongo import Document, MongoDatabase, all_of
 
 from .domain import Hold
 
@@ -70,7 +70,7 @@ class HoldStore:
     async def lift(self, hold_id: str, lifted_by: str, lifted_at: datetime) -> bool:
         """Lift an active hold; False if there is none by that id."""
         result = await self._holds.update_one(
-            {"$and": [{"_id": hold_id}, {"lifted": False}]},
+            all_of({"_id": hold_id}, {"lifted": False}),
             {
                 "$set": {
                     "lifted": True,

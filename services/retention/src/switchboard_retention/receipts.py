@@ -16,7 +16,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel
 from pymongo.errors import DuplicateKeyError
 
 from switchboard_contracts.retention import RetentionCompleted
-from switchboard_platform.mongo import Document, MongoDatabase
+from switchboard_platform.mongo import Document, MongoDatabase, all_of
 
 from .chain import GENESIS, ChainCheck, Verdict, receipt_hash
 from .domain import utc_now
@@ -77,7 +77,7 @@ class ReceiptStore:
     async def find(self, request_id: str, service: str) -> Document | None:
         """The stored receipt of one service's answer to one order."""
         return await self._receipts.find_one(
-            {"$and": [{"request_id": request_id}, {"service": service}]}
+            all_of({"request_id": request_id}, {"service": service})
         )
 
     async def of_orders(self, request_ids: Sequence[str]) -> list[Document]:
@@ -94,7 +94,7 @@ class ReceiptStore:
         clauses: list[dict[str, Any]] = [{"seq": {"$gt": after}}]
         if request_id is not None:
             clauses.append({"request_id": request_id})
-        cursor = self._receipts.find({"$and": clauses}).sort("seq", 1).limit(limit)
+        cursor = self._receipts.find(all_of(*clauses)).sort("seq", 1).limit(limit)
         return [doc async for doc in cursor]
 
     async def verify(self) -> Verdict:

@@ -9,7 +9,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from switchboard_contracts import Event
-from switchboard_platform.mongo import Document, MongoDatabase
+from switchboard_platform.mongo import Document, MongoDatabase, all_of
 from switchboard_platform.outbox import outbox_fields_excluded, with_outbox
 
 from .domain import SweepStatus
@@ -67,14 +67,14 @@ class SweepStore:
     async def set_status(self, sweep_id: str, status: SweepStatus, at_ms: int) -> None:
         """Move a sweep to `status` (a completed sweep stays completed)."""
         await self._sweeps.update_one(
-            {"$and": [{"_id": sweep_id}, {"status": {"$ne": str(SweepStatus.COMPLETED)}}]},
+            all_of({"_id": sweep_id}, {"status": {"$ne": str(SweepStatus.COMPLETED)}}),
             {"$set": {"status": str(status), "changed_ms": at_ms}},
         )
 
     async def expire(self, now_ms: int) -> int:
         """Sweeps still running past their answer deadline become incomplete."""
         result = await self._sweeps.update_many(
-            {"$and": [{"status": str(SweepStatus.RUNNING)}, {"deadline_ms": {"$lt": now_ms}}]},
+            all_of({"status": str(SweepStatus.RUNNING)}, {"deadline_ms": {"$lt": now_ms}}),
             {"$set": {"status": str(SweepStatus.INCOMPLETE), "changed_ms": now_ms}},
         )
         return result.modified_count

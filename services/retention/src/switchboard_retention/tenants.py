@@ -17,7 +17,7 @@ from pymongo.errors import DuplicateKeyError
 from switchboard_contracts import Event
 from switchboard_contracts.categories import DataCategory
 from switchboard_contracts.tenants import ContractStatus, TenantChanged
-from switchboard_platform.mongo import Document, MongoDatabase
+from switchboard_platform.mongo import Document, MongoDatabase, all_of
 
 from .domain import epoch_ms
 from .policies import policy_for
@@ -47,7 +47,7 @@ class TenantStore:
             unset = {"clock_ms": "", "offboarded": ""}
         update: Document = {"$set": fields, **({"$unset": unset} if unset else {})}
         result = await self._tenants.update_one(
-            {"$and": [{"_id": profile.tenant_id}, {"event_ms": {"$lte": at}}]}, update
+            all_of({"_id": profile.tenant_id}, {"event_ms": {"$lte": at}}), update
         )
         if result.matched_count:
             return
@@ -73,7 +73,7 @@ class TenantStore:
             ]
             if tenant_id is not None:
                 clauses.append({"_id": tenant_id})
-            found += [doc["_id"] async for doc in self._tenants.find({"$and": clauses}, {"_id": 1})]
+            found += [doc["_id"] async for doc in self._tenants.find(all_of(*clauses), {"_id": 1})]
         return sorted(found)
 
     async def offboarded(self, tenant_ids: Sequence[str], sweep_id: str) -> None:
