@@ -3,7 +3,9 @@
 Every second the monitor asks Kafka how far each consumer group named in
 `INTAKE_BACKPRESSURE_GROUPS` (notes' by default) is behind the end of `call.received`. Past
 `INTAKE_MAX_DOWNSTREAM_LAG` events, a capture answers 503 with a `Retry-After` estimated from
-how fast the group is catching up; the agent's client retries with its Idempotency-Key. An
+how fast the group is catching up; the agent's client retries with its Idempotency-Key.
+Calls intake accepted but has not published yet (its own outbox, when the relay falls
+behind on a busy machine) count too: they are notes' backlog as much as the topic's. An
 unknown lag (Kafka unreachable, a group that never committed) refuses nothing: during a
 broker outage intake keeps capturing into its outbox (docs/decisions/0003).
 """
@@ -14,7 +16,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
@@ -32,6 +34,10 @@ DOWNSTREAM_LAG = Gauge(
     "call.received events a consumer group has not committed yet (-1: unknown)",
     ["group"],
 )
+UNPUBLISHED = Gauge(
+    "switchboard_intake_unpublished_calls",
+    "Accepted calls still in intake's outbox, counted up to the push-back limit",
+)
 MIN_RETRY_S, MAX_RETRY_S = 1, 30
 
 
@@ -46,14 +52,17 @@ class DownstreamLag:
         limit: int,
         interval_s: float = 1.0,
         topic: str = CALL_RECEIVED,
+        unpublished: Callable[[int], Awaitable[int]] | None = None,
     ) -> None:
         self._settings = settings
         self._groups = tuple(groups)
         self._limit = limit
         self._interval_s = interval_s
         self._topic = topic
+        self._unpublished = unpublished
         self._task: asyncio.Task[None] | None = None
         self.lag: int | None = None
+        self.unpublished = 0  # calls in intake's outbox, counted up to the limit + 1
         self._rate = 0.0  # events per second the slowest group committed lately
         self._last: tuple[float, int] | None = None  # (when, its committed total)
 
@@ -64,9 +73,12 @@ class DownstreamLag:
 
     def check(self) -> None:
         """Raise Unavailable (503) when the watched consumers are too far behind."""
-        if not self.enabled or self.lag is None or self.lag <= self._limit:
+        if not self.enabled or self.lag is None:
             return
-        excess = self.lag - self._limit
+        backlog = self.lag + self.unpublished
+        if backlog <= self._limit:
+            return
+        excess = backlog - self._limit
         wait = excess / self._rate if self._rate > 0 else MAX_RETRY_S
         retry = int(min(MAX_RETRY_S, max(MIN_RETRY_S, wait)))
         raise Unavailable(
@@ -102,6 +114,7 @@ class DownstreamLag:
                         await ends.start()
                         started = True
                     self._observe(*await self._measure(admin, ends))
+                    await self._count_unpublished()
                 except asyncio.CancelledError:
                     raise
                 except Exception:  # Kafka away: the lag is unknown, nothing is refused
@@ -137,6 +150,14 @@ class DownstreamLag:
             if worst is None or lag > worst[0]:
                 worst = (lag, sum(known.values()))
         return (worst[0], worst[1]) if worst else (None, None)
+
+    async def _count_unpublished(self) -> None:
+        """How many accepted calls wait in the outbox (capped: the limit is all that matters)."""
+        if self._unpublished is None or self.lag is None:
+            self.unpublished = 0
+        else:
+            self.unpublished = await self._unpublished(self._limit + 1)
+        UNPUBLISHED.set(self.unpublished)
 
     def _observe(self, lag: int | None, committed: int | None) -> None:
         now = time.monotonic()

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from switchboard_contracts.calls import CallReceived
 from switchboard_contracts.consent import ConsentChanged
 from switchboard_contracts.tenants import TenantChanged
+from switchboard_platform.outbox import OutboxStore
 from switchboard_platform.retention_participant import RetentionParticipant
 from switchboard_platform.runtime import ServiceRuntime
 
@@ -37,10 +38,14 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
         participant.attach(runtime)  # retention.due, dsr.requested (R-RET-*, R-DSR-*)
     app: FastAPI
 
+    async def unpublished_calls(cap: int) -> int:
+        return await OutboxStore(runtime.db, (CALLS,)).pending_documents(cap)
+
     backpressure = DownstreamLag(
         settings,
         groups=[g.strip() for g in settings.backpressure_groups.split(",") if g.strip()],
         limit=settings.max_downstream_lag,
+        unpublished=unpublished_calls,
     )
 
     async def on_startup(rt: ServiceRuntime) -> None:
