@@ -1,5 +1,6 @@
 """Configuration every service shares, read from environment variables (pydantic-settings)."""
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
@@ -63,6 +64,15 @@ class ServiceSettings(BaseSettings):
         description="Static group membership (KIP-345): a restarted process takes its old "
         "place at once; must be unique per replica, e.g. the pod name of a StatefulSet",
         validation_alias=_env("KAFKA_GROUP_INSTANCE_ID"),
+    )
+    state_dir: Path | None = Field(
+        None,
+        description="A directory private to this replica that outlives its restarts (the "
+        "pod's emptyDir, the container's filesystem). Each consumer keeps its group member "
+        "id there, so a process restarted after a crash first removes its dead predecessor "
+        "from the group instead of waiting out that member's session. Never share it "
+        "between replicas. Unneeded with KAFKA_GROUP_INSTANCE_ID (the broker fences then)",
+        validation_alias=_env("SWITCHBOARD_STATE_DIR"),
     )
     kafka_consumer_workers: int = Field(
         4,

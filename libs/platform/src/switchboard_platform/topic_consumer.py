@@ -30,6 +30,7 @@ from aiokafka.errors import KafkaError
 from switchboard_contracts.topics import CALL_RECEIVED, NOTE_CREATED
 
 from .consumer import EventPipeline, RawRecord
+from .group_member import MemberRecord, current_member_id, remove_member
 from .kafka import client_security
 from .metrics import CONSUMER_COMMITS, CONSUMER_EVENT_TIME, CONSUMER_LAG
 from .settings import ServiceSettings
@@ -76,6 +77,7 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         self._owner.assigned(list(assigned))
+        self._owner.remember_member()
         log.info(
             "partitions assigned",
             extra={
@@ -109,6 +111,11 @@ class TopicConsumer:
         self._stopping = False
         self.joined = False
         self._commit_lock = asyncio.Lock()
+        self._member_record = (
+            MemberRecord(settings.state_dir, group_id)
+            if settings.state_dir is not None and settings.kafka_group_instance_id is None
+            else None
+        )
 
     def _instance_id(self) -> str | None:
         base = self._settings.kafka_group_instance_id
@@ -148,6 +155,7 @@ class TopicConsumer:
         backoff = 0.5
         while not self.joined:
             try:
+                await self._remove_predecessor()
                 await self._consumer.start()
                 self.joined = True
             except asyncio.CancelledError:
@@ -162,6 +170,37 @@ class TopicConsumer:
         if self._settings.kafka_commit_interval_ms > 0:
             self._committer = asyncio.create_task(self._commit_loop(), name=f"commit:{self.topic}")
         await self._fetch_loop()
+
+    async def _remove_predecessor(self) -> None:
+        """Free the place a crashed process of this replica left in the group, if any.
+
+        Without it, the group waits out the dead member's session before it settles and
+        hands this process its partitions (docs/decisions/0016).
+        """
+        if self._member_record is None:
+            return
+        member_id = self._member_record.read()
+        if member_id is None:
+            return
+        try:
+            await remove_member(
+                self.group_id,
+                member_id,
+                bootstrap_servers=self._settings.kafka_bootstrap_servers,
+                security=client_security(self._settings),
+            )
+        except (KafkaError, OSError, TimeoutError):
+            log.warning("could not remove the previous member of %s", self.group_id)
+            return  # the join goes on; the dead member's session ends it eventually
+        self._member_record.clear()
+
+    def remember_member(self) -> None:
+        """Record the member id the group knows this process by (after each assignment)."""
+        if self._member_record is None or self._consumer is None:
+            return
+        member_id = current_member_id(self._consumer)
+        if member_id is not None:
+            self._member_record.write(member_id)
 
     @property
     def running(self) -> bool:
@@ -193,6 +232,9 @@ class TopicConsumer:
                 await asyncio.wait_for(self._consumer.stop(), STOP_TIMEOUT_S)
             except TimeoutError:
                 log.warning("consumer did not leave its group in time", extra={"topic": self.topic})
+            else:
+                if self._member_record is not None:
+                    self._member_record.clear()  # it left: nothing for a restart to remove
             self._consumer = None
 
     # fetching -----------------------------------------------------------------------------

@@ -89,7 +89,9 @@ def service_child(service: Service, endpoints: Endpoints, env: Mapping[str, str]
     child_env.setdefault("SWITCHBOARD_ENV", "dev")  # services default to production (fail closed)
     child_env.setdefault("SWITCHBOARD_JWT_SECRET", DEV_JWT_SECRET)
     child_env.setdefault("KAFKA_FETCH_MAX_WAIT_MS", FETCH_MAX_WAIT_MS)
-    child_env.setdefault("KAFKA_SESSION_TIMEOUT_MS", "6000")
+    # The embedded broker holds every join for half the session: a short session is a fast
+    # (re)start; heartbeats go every 0.5 s (docs/decisions/0016)
+    child_env.setdefault("KAFKA_SESSION_TIMEOUT_MS", "2000")
     child_env.setdefault("KAFKA_REBALANCE_TIMEOUT_MS", "10000")
     if service.name == "notify":  # the local mail and SMS sinks, unless configured away
         for name, value in endpoints.notify_env.items():
@@ -134,6 +136,9 @@ def _dev_env(data_dir: Path) -> dict[str, str]:
     env.setdefault("CRM_SYNC_CREDENTIALS_KEY", dev_credentials_key(data_dir))
     # webhook receivers on this machine (http://127.0.0.1:...) are fine in dev
     env.setdefault("CRM_SYNC_ALLOW_PRIVATE_URLS", "true")
+    # one replica per service here, and each service's groups are its own: a restarted
+    # service frees the place its crashed predecessor held in them (docs/decisions/0016)
+    env.setdefault("SWITCHBOARD_STATE_DIR", str(data_dir / "state"))
     return env
 
 

@@ -49,6 +49,9 @@ class ServiceProcess:
             "KAFKA_REBALANCE_TIMEOUT_MS": "10000",
             # No static membership by default: on the embedded broker it adds a fixed 3 s to
             # every join and still rebalances the others (docs/decisions/0008).
+            # A directory of this process's own, kept across its restarts: a restart after
+            # SIGKILL removes the dead predecessor from its groups (docs/decisions/0016).
+            "SWITCHBOARD_STATE_DIR": str(log_dir / f"{name}.state"),
             "OUTBOX_POLL_INTERVAL_S": "0.05",
             "OUTBOX_LEASE_S": "3",
             f"{prefix}_HOST": "127.0.0.1",
