@@ -1,0 +1,62 @@
+"""Two retention replicas over one database and consumer group (issue 7 §2, decision 0013).
+
+They share the `retention.completed` partitions and the receipt chain. Both append at
+once; the chain's next `seq` is its unique `_id`, so a racing writer loses and tries again
+on the new head. Every answer is stored once, the chain has no gap and no fork, and it
+verifies (R-RET-6).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo import AsyncMongoClient
+
+from switchboard_contracts import encode, make_event
+from switchboard_contracts.categories import DataCategory, RecordCount
+from switchboard_contracts.retention import RetentionCompleted
+from switchboard_platform.testing.apps import running_app
+from switchboard_platform.testing.kafka import produce
+from switchboard_platform.testing.pytest_plugin import ServerEndpoints
+from switchboard_retention.main import create_app
+
+from ..support import OPERATOR, retention_settings, until
+
+ANSWERS = 60
+
+
+async def test_r_ret_6_two_replicas_chain_every_answer_once_without_a_fork(
+    servers: ServerEndpoints, mongo: AsyncMongoClient[dict[str, Any]]
+) -> None:
+    settings = retention_settings(servers)
+    db = mongo[settings.mongodb_database]
+    answers = [
+        make_event(
+            RetentionCompleted(
+                request_id=f"replicas-{uuid.uuid4().hex[:8]}",
+                service=("notes", "intake", "notify")[i % 3],
+                erased=(RecordCount(category=DataCategory.CALL_DATA, collection="notes", count=i),),
+                completed_at=datetime.now(UTC),
+            ),
+            tenant_id=uuid.uuid4().hex[:24],  # spread over every partition
+            source="/switchboard/test",
+        )
+        for i in range(ANSWERS)
+    ]
+    async with running_app(create_app(settings)) as first, running_app(create_app(settings)):
+        # each answer twice: a redelivery, possibly handled by the other replica
+        await produce(servers.kafka_bootstrap_servers, [encode(e) for e in answers * 2])
+
+        async def all_stored() -> list[dict[str, Any]] | None:
+            docs = [d async for d in db.receipts.find({}).sort("seq", 1)]
+            return docs if len(docs) >= ANSWERS else None
+
+        docs = await until(all_stored, timeout_s=60)
+        verdict = (await first.get("/v1/receipts/verify", headers=OPERATOR)).json()
+
+    assert sorted(d["request_id"] for d in docs) == sorted(e.data.request_id for e in answers)
+    assert [d["seq"] for d in docs] == list(range(1, ANSWERS + 1)), "a gap or a fork"
+    assert verdict["valid"], verdict
+    assert verdict["count"] == ANSWERS
