@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from switchboard_dev.infra import EMBEDDED_KAFKA_ENV
 from switchboard_dev.suite import running_servers
 
 from .harness import Plan, run_baseline, run_suite
@@ -65,13 +66,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-DEV_RUNNER_ENV = {"KAFKA_SESSION_TIMEOUT_MS": "2000"}
-"""Where the dev runner differs from the test processes' environment (docs/decisions/0016):
-a join on the embedded broker lasts half the session, so this is what a restart costs."""
-
-
 def _plan(args: argparse.Namespace) -> Plan:
-    env = DEV_RUNNER_ENV | dict(item.split("=", 1) for item in args.env)
+    # what the dev runner sets on the embedded broker (a 2 s session), unlike the tests
+    env = dict(EMBEDDED_KAFKA_ENV) | dict(item.split("=", 1) for item in args.env)
     step_s, max_s = (3.0, 4.0) if args.quick else (args.step_s, args.max_s)
     return Plan(
         rates=[float(r) for r in args.rates.split(",") if r],

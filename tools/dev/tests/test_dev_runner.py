@@ -15,8 +15,8 @@ from pathlib import Path
 from aiokafka.admin import AIOKafkaAdminClient
 
 from switchboard_contracts.topics import ALL_TOPICS
-from switchboard_dev.infra import Endpoints
-from switchboard_dev.runner import service_child
+from switchboard_dev.infra import EMBEDDED_KAFKA_ENV, Endpoints
+from switchboard_dev.runner import dev_env, service_child
 from switchboard_dev.services import SERVICES, Service, missing_reason
 from switchboard_platform.embedded import free_port
 from switchboard_platform.settings import DEV_JWT_SECRET
@@ -115,6 +115,20 @@ def test_service_child_gets_the_suite_variables() -> None:
     assert spec.env["KAFKA_FETCH_MAX_WAIT_MS"] == "20"
     assert spec.env["SWITCHBOARD_JWT_SECRET"] == DEV_JWT_SECRET
     assert spec.env["PATH"] == "/bin"
+    assert spec.env["KAFKA_SESSION_TIMEOUT_MS"] == "6000"  # a broker of one's own: Kafka's minimum
+
+
+def test_on_the_embedded_broker_services_get_a_short_session_and_a_state_dir(
+    tmp_path: Path,
+) -> None:
+    spec = service_child(
+        Service("notes", "switchboard_notes", 8002),
+        Endpoints("127.0.0.1:1", "mongodb://127.0.0.1:2", kafka_env=EMBEDDED_KAFKA_ENV),
+        dev_env(tmp_path),
+    )
+    assert spec.env is not None
+    assert spec.env["KAFKA_SESSION_TIMEOUT_MS"] == "2000"
+    assert spec.env["SWITCHBOARD_STATE_DIR"] == str(tmp_path / "state")
 
 
 def test_dev_runs_embedded_servers_and_services_and_sigterm_leaves_no_orphans(

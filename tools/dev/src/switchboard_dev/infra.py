@@ -24,6 +24,13 @@ class Endpoints:
     """Where notify's mail and SMS go: the local sinks' variables, when they were started."""
     telemetry_env: Mapping[str, str] = field(default_factory=dict)
     """Where every service sends its traces: the runner's own OTLP receiver, when started."""
+    kafka_env: Mapping[str, str] = field(default_factory=dict)
+    """Consumer settings for the embedded broker, when it was started."""
+
+
+EMBEDDED_KAFKA_ENV = {"KAFKA_SESSION_TIMEOUT_MS": "2000"}
+"""Tansu holds every group join for half the session, so a short one is a fast (re)start
+(docs/decisions/0016); Apache Kafka refuses sessions under 6 s by default."""
 
 
 @contextmanager
@@ -39,7 +46,9 @@ def dev_servers(
     """
     with ExitStack() as stack:
         kafka = settings.kafka_bootstrap_servers
+        kafka_env: Mapping[str, str] = {}
         if kafka is None:
+            kafka_env = EMBEDDED_KAFKA_ENV
             broker = EmbeddedKafka(port=settings.kafka_port, workdir=data_dir / "run")
             kafka = stack.enter_context(broker).bootstrap_servers
             say(f"Kafka    {kafka}  embedded Tansu, in memory: empty at every start")
@@ -65,7 +74,7 @@ def dev_servers(
         telemetry_env = _trace_receiver(
             stack, os.environ if env is None else env, settings, data_dir, say
         )
-        yield Endpoints(kafka, mongodb, notify_env, telemetry_env)
+        yield Endpoints(kafka, mongodb, notify_env, telemetry_env, kafka_env)
 
 
 def _trace_receiver(

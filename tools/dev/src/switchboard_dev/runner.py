@@ -89,9 +89,9 @@ def service_child(service: Service, endpoints: Endpoints, env: Mapping[str, str]
     child_env.setdefault("SWITCHBOARD_ENV", "dev")  # services default to production (fail closed)
     child_env.setdefault("SWITCHBOARD_JWT_SECRET", DEV_JWT_SECRET)
     child_env.setdefault("KAFKA_FETCH_MAX_WAIT_MS", FETCH_MAX_WAIT_MS)
-    # The embedded broker holds every join for half the session: a short session is a fast
-    # (re)start; heartbeats go every 0.5 s (docs/decisions/0016)
-    child_env.setdefault("KAFKA_SESSION_TIMEOUT_MS", "2000")
+    for name, value in endpoints.kafka_env.items():  # the embedded broker's: a 2 s session
+        child_env.setdefault(name, value)
+    child_env.setdefault("KAFKA_SESSION_TIMEOUT_MS", "6000")  # Apache Kafka's minimum
     child_env.setdefault("KAFKA_REBALANCE_TIMEOUT_MS", "10000")
     if service.name == "notify":  # the local mail and SMS sinks, unless configured away
         for name, value in endpoints.notify_env.items():
@@ -122,14 +122,14 @@ async def _supervise(endpoints: Endpoints, grace: float, data_dir: Path) -> int:
         if reason is not None:
             _say(f"skipped  {service.name}: {reason}")
             continue
-        children.append(service_child(service, endpoints, _dev_env(data_dir)))
+        children.append(service_child(service, endpoints, dev_env(data_dir)))
         _say(f"{service.name:<8} http://{HOST}:{service_port(service, os.environ)}/docs")
     _say("Ctrl-C stops everything")
     await Supervisor(children, grace=grace).run(stop)
     return 0
 
 
-def _dev_env(data_dir: Path) -> dict[str, str]:
+def dev_env(data_dir: Path) -> dict[str, str]:
     """The environment every service gets in dev, on top of the caller's."""
     env = dict(os.environ)
     # crm-sync seals CRM credentials with this key; it is kept in .data across runs
