@@ -84,8 +84,8 @@ def test_sigkill_of_notes_and_intake_loses_no_accepted_call_and_duplicates_no_no
         result, kills = asyncio.run(scenario())
         assert (suite.notes.starts, suite.intake.starts) == (4, 2), kills
         accepted = result.accepted
-        # intake is down for seconds of the 20 s load, and calls sent to it then fail
-        assert len(accepted) > TOTAL_CALLS * 0.6, (
+        # the load retries a failed call (same Idempotency-Key) while intake restarts
+        assert len(accepted) > TOTAL_CALLS * 0.8, (
             f"most calls should be accepted: {len(accepted)} accepted, refused {result.statuses}, "
             f"{result.errors} errors; {kills}"
         )

@@ -196,6 +196,10 @@ class LoadResult:
         return {c.call_id: c.tenant_id for c in self.calls}
 
 
+RETRY_PAUSE_S = 0.5
+RETRY_FOR_S = 10.0
+
+
 async def post_calls(
     intake_urls: str | Sequence[str],
     numbers: str | Sequence[str],
@@ -208,7 +212,8 @@ async def post_calls(
 
     As an agent's client behind a load balancer would: a call whose connection fails is
     sent again, with the same Idempotency-Key, to the next replica (a lost 201 then
-    answers the first call, so nothing is captured twice); up to one try per replica.
+    answers the first call, so nothing is captured twice); when every replica failed, again
+    after `RETRY_PAUSE_S`, until `RETRY_FOR_S` after the first try (a restarting intake).
     """
     urls = [intake_urls] if isinstance(intake_urls, str) else list(intake_urls)
     dialed = [numbers] if isinstance(numbers, str) else list(numbers)
@@ -238,15 +243,19 @@ async def post_calls(
             sent = time.monotonic()
             retry_headers = {**headers, "Idempotency-Key": f"load-{uuid.uuid4().hex}"}
             response = None
-            for attempt in range(len(urls)):
+            attempt = 0
+            while response is None:
                 url = urls[(i + attempt) % len(urls)]
+                attempt += 1
                 try:
                     response = await client.post(
                         f"{url}/v1/calls", json=body, headers=retry_headers
                     )
-                    break
                 except httpx.HTTPError:
-                    continue
+                    if time.monotonic() - sent > RETRY_FOR_S:
+                        break
+                    if attempt % len(urls) == 0:
+                        await asyncio.sleep(RETRY_PAUSE_S)
             if response is None:
                 result.errors += 1
                 return
