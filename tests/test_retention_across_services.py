@@ -87,8 +87,12 @@ class Suite:
         ]
 
 
-async def until(check: Callable[[], Awaitable[T | None]], timeout_s: float = 30.0) -> T:
-    """Poll `check` until it returns something truthy; fail after `timeout_s`."""
+async def until(check: Callable[[], Awaitable[T | None]], timeout_s: float = 90.0) -> T:
+    """Poll `check` until it returns something truthy; fail after `timeout_s`.
+
+    Generous: the module's services join fresh consumer groups, so they first read every
+    event the session's earlier tests left on the shared topics (thousands, late in a run).
+    """
     async with asyncio.timeout(timeout_s):
         while True:
             found = await check()
@@ -257,7 +261,7 @@ async def _finished(suite: Suite, reply: httpx.Response, kind: str) -> dict[str,
         found: dict[str, Any] = (await suite.retention.get(url, headers=OPERATOR)).json()
         return found if found["status"] not in ("running", "open") else None
 
-    return await until(done, timeout_s=60)
+    return await until(done)
 
 
 async def _sweep(suite: Suite, tenant: str) -> dict[str, Any]:
