@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +19,9 @@ import pytest
 from pymongo import MongoClient
 
 from switchboard_dev.suite import Suite, create_tenant, post_calls, running_suite
+from switchboard_platform.testing.polling import wait_until
 
 pytestmark = pytest.mark.slow
-
-
-def _wait_for(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.2)
 
 
 def _ready(url: str) -> bool:
@@ -53,7 +46,7 @@ def test_calls_accepted_while_kafka_is_down_become_notes_when_it_returns(tmp_pat
         create_tenant(suite.intake.url, number)
         before = asyncio.run(post_calls(suite.intake.url, number, total=100, rate_per_s=100))
         assert len(before.accepted) == 100
-        _wait_for(lambda: _note_count(suite) == 100, 60, "notes before the outage")
+        wait_until(lambda: _note_count(suite) == 100, timeout_s=60, what="notes before the outage")
 
         suite.kafka.stop()
         during = asyncio.run(post_calls(suite.intake.url, number, total=150, rate_per_s=50))
@@ -65,14 +58,18 @@ def test_calls_accepted_while_kafka_is_down_become_notes_when_it_returns(tmp_pat
         assert _note_count(suite) == 100
 
         suite.kafka.start()  # same port, empty: topics are created again
-        _wait_for(lambda: _note_count(suite) == 250, 120, "notes after the outage")
+        wait_until(lambda: _note_count(suite) == 250, timeout_s=120, what="notes after the outage")
         with _mongo(suite) as mongo:
             calls = mongo["intake"]["calls"]
             assert calls.count_documents({"_outbox_since": {"$exists": True}}) == 0
             note_calls = [d["call_id"] for d in mongo["notes"]["notes"].find({}, {"call_id": 1})]
         assert set(during.accepted) | set(before.accepted) == set(note_calls)
         assert len(note_calls) == len(set(note_calls))
-        _wait_for(lambda: _ready(suite.intake.url) and _ready(suite.notes.url), 60, "readiness")
+        wait_until(
+            lambda: _ready(suite.intake.url) and _ready(suite.notes.url),
+            timeout_s=60,
+            what="readiness",
+        )
 
 
 def test_sigterm_mid_load_finishes_in_flight_work_and_loses_nothing(tmp_path: Path) -> None:
@@ -94,7 +91,7 @@ def test_sigterm_mid_load_finishes_in_flight_work_and_loses_nothing(tmp_path: Pa
         assert code in (0, -15), suite.notes.log_tail()  # uvicorn re-raises SIGTERM after shutdown
         assert "service stopped" in suite.notes.log_path.read_text()
         assert len(accepted) == 300
-        _wait_for(lambda: _note_count(suite) == 300, 90, "every note")
+        wait_until(lambda: _note_count(suite) == 300, timeout_s=90, what="every note")
 
 
 def test_database_outage_answers_503_stalls_consumers_and_recovers_on_its_own(
@@ -111,13 +108,19 @@ def test_database_outage_answers_503_stalls_consumers_and_recovers_on_its_own(
         during = asyncio.run(post_calls(suite.intake.url, number, total=5, rate_per_s=5))
         assert during.accepted == {}
         assert during.statuses == {503: 5}, "a lost database is a 503, never a 500"
-        _wait_for(lambda: not _ready(suite.notes.url), 30, "notes to report not ready")
+        wait_until(
+            lambda: not _ready(suite.notes.url), timeout_s=30, what="notes to report not ready"
+        )
 
         suite.mongo.start()
-        _wait_for(lambda: _ready(suite.intake.url) and _ready(suite.notes.url), 60, "recovery")
+        wait_until(
+            lambda: _ready(suite.intake.url) and _ready(suite.notes.url),
+            timeout_s=60,
+            what="recovery",
+        )
         after = asyncio.run(post_calls(suite.intake.url, number, total=50, rate_per_s=100))
         assert len(after.accepted) == 50
-        _wait_for(lambda: _note_count(suite) == 100, 90, "every note")
+        wait_until(lambda: _note_count(suite) == 100, timeout_s=90, what="every note")
         with _mongo(suite) as mongo:
             notes = [d["call_id"] for d in mongo["notes"]["notes"].find({}, {"call_id": 1})]
         assert set(notes) == set(first.accepted) | set(after.accepted)

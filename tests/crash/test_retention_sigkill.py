@@ -12,7 +12,6 @@ chunk in hand when the kill came can be missing from the receipt; no note is lef
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,6 +32,7 @@ from switchboard_contracts.retention import (
 )
 from switchboard_dev.suite import running_suite
 from switchboard_platform.testing.kafka import produce
+from switchboard_platform.testing.polling import wait_until
 from switchboard_platform.testing.topics import collect_events
 
 pytestmark = pytest.mark.slow
@@ -51,14 +51,6 @@ def _note(tenant: str, phone: str, days_ago: int) -> dict[str, Any]:
         "caller": {"phone": phone, "name": "Erika Muster"},
         "concern": "Rückruf erbeten",
     }
-
-
-def _wait_for(what: str, check: Any, timeout_s: float, every_s: float = 0.002) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while (found := check()) is None or found is False:
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(every_s)
-    return found
 
 
 def test_r_ret_1_notes_killed_mid_sweep_erases_everything_after_restart_and_answers_once(
@@ -104,7 +96,7 @@ def test_r_ret_1_notes_killed_mid_sweep_erases_everything_after_restart_and_answ
             doc = db.retention_answers.find_one({"_id": answer_id})
             return doc is not None and sum((doc.get("erased") or {}).values()) > 0
 
-        _wait_for("the first chunk erased", first_chunk_counted, timeout_s=60)
+        wait_until(first_chunk_counted, timeout_s=60, what="the first chunk erased", every_s=0.002)
         suite.notes.kill()
 
         interrupted = db.retention_answers.find_one({"_id": answer_id})
@@ -114,10 +106,10 @@ def test_r_ret_1_notes_killed_mid_sweep_erases_everything_after_restart_and_answ
         assert left_at_kill > RECENT + HELD, "the kill came after the last chunk"
 
         suite.notes.start()
-        _wait_for(
-            "the answer",
+        wait_until(
             lambda: (db.retention_answers.find_one({"_id": answer_id}) or {}).get("done"),
             timeout_s=90,
+            what="the answer",
             every_s=0.1,
         )
         answers = asyncio.run(
