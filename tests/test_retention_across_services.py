@@ -37,6 +37,7 @@ from switchboard_notify.config import NotifySettings
 from switchboard_notify.main import create_app as create_notify
 from switchboard_platform.retention_participant import RetentionParticipant, subject_ids
 from switchboard_platform.testing.apps import running_app
+from switchboard_platform.testing.kafka import start_groups_at_log_end
 from switchboard_platform.testing.pytest_plugin import ServerEndpoints
 from switchboard_platform.testing.settings import service_settings
 from switchboard_platform.testing.tokens import auth_header
@@ -87,11 +88,12 @@ class Suite:
         ]
 
 
-async def until(check: Callable[[], Awaitable[T | None]], timeout_s: float = 90.0) -> T:
+async def until(check: Callable[[], Awaitable[T | None]], timeout_s: float = 30.0) -> T:
     """Poll `check` until it returns something truthy; fail after `timeout_s`.
 
-    Generous: the module's services join fresh consumer groups, so they first read every
-    event the session's earlier tests left on the shared topics (thousands, late in a run).
+    The module's services join fresh consumer groups, started at the end of the shared
+    topics (`start_groups_at_log_end`): they do not first read every event the session's
+    earlier tests left there.
     """
     async with asyncio.timeout(timeout_s):
         while True:
@@ -145,12 +147,20 @@ async def suite(servers: ServerEndpoints) -> AsyncIterator[Suite]:
             RetentionSettings, "retention", sweep_interval_s=0, check_interval_s=0.2
         )
         notify_app, crm_app = create_notify(notify_settings), create_crm_sync(crm_settings)
+        intake_app = create_intake(settings(IntakeSettings, "intake"))
+        notes_app = create_notes(notes_settings)
+        retention_app = create_retention(retention_settings)
+        apps = (intake_app, notes_app, notify_app, crm_app, retention_app)
+        await start_groups_at_log_end(
+            servers.kafka_bootstrap_servers,
+            [s for app in apps for s in app.state.runtime.subscriptions()],
+        )
         async with (
-            running_app(create_intake(settings(IntakeSettings, "intake"))) as intake,
-            running_app(create_notes(notes_settings)),
+            running_app(intake_app) as intake,
+            running_app(notes_app),
             running_app(notify_app),
             running_app(crm_app) as crm,
-            running_app(create_retention(retention_settings)) as retention,
+            running_app(retention_app) as retention,
         ):
             yield Suite(
                 intake=intake,

@@ -150,6 +150,10 @@ class ServiceRuntime:
             self.settings, self.name, [dead_letter_topic(p.topic) for p, _ in self._pipelines]
         )
 
+    def subscriptions(self) -> list[tuple[str, str]]:
+        """The `(topic, consumer group)` of every registered handler."""
+        return [(p.payload_type.topic, group) for p, group in self._pipelines]
+
     def asyncapi_json(self) -> str:
         """The AsyncAPI 3 document of the topics this service consumes and publishes."""
         from .asyncapi import asyncapi_document  # FastStream: imported only when asked
@@ -234,6 +238,7 @@ class ServiceRuntime:
                 service=self.name,
                 broker=self.broker,
                 poll_interval_s=self.settings.outbox_poll_interval_s,
+                linger_s=self.settings.outbox_linger_ms / 1000,
                 lease_s=self.settings.outbox_lease_s,
             )
             self.health.add_info("outbox", self._relay.info)
