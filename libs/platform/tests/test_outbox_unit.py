@@ -267,3 +267,37 @@ async def test_backlog_gauge_counts_documents_beyond_the_batch_at_most_once_a_se
     await relay.drain_once()
     assert len(broker.published) == 7
     assert relay.pending == 1  # the last batch: one read, nothing beyond it
+
+
+@pytest.mark.parametrize(("linger_s", "batches"), [(0.0, [1, 1]), (0.1, [2])])
+async def test_a_linger_publishes_the_writes_of_those_milliseconds_as_one_batch(
+    linger_s: float, batches: list[int]
+) -> None:
+    """`OUTBOX_LINGER_MS`: a write wakes the relay, which waits that long before it reads."""
+    db, broker = FakeDatabase(), FakeBroker()
+    relay = _relay(db, broker, poll_interval_s=30.0, linger_s=linger_s)
+    sizes: list[int] = []
+    publish_all = relay._publish_all
+
+    async def recorded(entries: list[Any]) -> None:
+        sizes.append(len(entries))
+        await publish_all(entries)
+
+    relay._publish_all = recorded
+    relay.start()
+    first, second = _rated("t1", 1), _rated("t1", 2)
+    try:
+        async with asyncio.timeout(5):
+            while not relay.lease.held:  # noqa: ASYNC110 - the relay takes its lease first
+                await asyncio.sleep(0.01)
+            await db.a.insert_one(with_outbox({"_id": "one"}, [first]))
+            relay.notify("a")
+            await asyncio.sleep(0.03)  # the first is published by now, unless the relay lingers
+            await db.a.insert_one(with_outbox({"_id": "two"}, [second]))
+            relay.notify("a")
+            while len(broker.published) < 2:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+    finally:
+        await relay.stop(flush_timeout_s=2)
+    assert _ids(broker) == [first.id, second.id]
+    assert sizes == batches

@@ -125,6 +125,7 @@ class OutboxRelay:
         broker: Publisher,
         *,
         poll_interval_s: float = 0.1,
+        linger_s: float = 0.0,
         batch_size: int = 500,
         publish_timeout_s: float = 20.0,
         lease_s: float = 10.0,
@@ -134,6 +135,7 @@ class OutboxRelay:
         self._service = service
         self._broker = broker
         self._poll_interval_s = poll_interval_s
+        self._linger_s = linger_s
         self._batch_size = batch_size
         self._publish_timeout_s = publish_timeout_s
         self.lease = lease or RelayLease(db, lease_s)
@@ -194,8 +196,10 @@ class OutboxRelay:
                         return
                     await self._sleep(self.lease.ttl_s / 3)
                     continue
-                # clear before draining: a write notified during the drain wakes the next pass
                 woken = self._wake.is_set()
+                if woken and self._linger_s > 0 and not self._stopping:
+                    await asyncio.sleep(self._linger_s)  # the next writes join this batch
+                # clear before draining: a write notified during the drain wakes the next pass
                 self._wake.clear()
                 only = tuple(self._hinted) if woken and self._hinted else None
                 self._hinted.clear()

@@ -147,6 +147,15 @@ class ServiceSettings(BaseSettings):
         "or before a crash; it also wakes at once on its own process's writes",
         validation_alias=_env("OUTBOX_POLL_INTERVAL_S"),
     )
+    outbox_linger_ms: int = Field(
+        0,
+        ge=0,
+        le=1000,
+        description="How long the relay waits after its own process's write before reading, "
+        "so the writes of those milliseconds go out in one batch (Kafka's linger.ms): fewer "
+        "database reads and produce requests per event, at that much added latency",
+        validation_alias=_env("OUTBOX_LINGER_MS"),
+    )
     outbox_lease_s: float = Field(
         10.0,
         ge=1.0,
