@@ -24,7 +24,13 @@ from switchboard_platform.outbox import (
     outbox_update,
     with_outbox,
 )
-from switchboard_platform.outbox_relay import PARK_AFTER, OutboxRelay, RelayLease
+from switchboard_platform.outbox_relay import (
+    OWNER_FILE,
+    PARK_AFTER,
+    OutboxRelay,
+    RelayLease,
+    replica_lease_owner,
+)
 from switchboard_platform.testing.fakes import FakeBroker, FakeDatabase
 
 
@@ -301,3 +307,29 @@ async def test_a_linger_publishes_the_writes_of_those_milliseconds_as_one_batch(
         await relay.stop(flush_timeout_s=2)
     assert _ids(broker) == [first.id, second.id]
     assert sizes == batches
+
+
+def test_a_replica_keeps_its_lease_owner_in_its_state_dir(tmp_path: Any) -> None:
+    one, other = tmp_path / "replica-0", tmp_path / "replica-1"
+    assert replica_lease_owner(one) == replica_lease_owner(one)
+    assert (one / OWNER_FILE).read_text() == replica_lease_owner(one)
+    assert replica_lease_owner(one) != replica_lease_owner(other)
+    assert replica_lease_owner(None) != replica_lease_owner(None)  # no dir: one per process
+
+
+async def test_a_replica_restarted_after_a_crash_takes_its_relay_lease_back_at_once(
+    tmp_path: Any,
+) -> None:
+    """Issue 7 §3: the killed holder's successor need not wait `OUTBOX_LEASE_S`."""
+    db = FakeDatabase()
+    replica, neighbour = tmp_path / "replica-0", tmp_path / "replica-1"
+    killed = RelayLease(db, ttl_s=60.0, owner=replica_lease_owner(replica))  # type: ignore[arg-type]
+    assert await killed.acquire()  # then SIGKILL: no release, the lease has 60 s to run
+    standby = RelayLease(db, ttl_s=60.0, owner=replica_lease_owner(neighbour))  # type: ignore[arg-type]
+    assert not await standby.acquire()
+    restarted = RelayLease(db, ttl_s=60.0, owner=replica_lease_owner(replica))  # type: ignore[arg-type]
+    assert await restarted.acquire()
+    assert restarted.held
+    assert not await standby.acquire()
+    stateless = RelayLease(db, ttl_s=60.0, owner=replica_lease_owner(None))  # type: ignore[arg-type]
+    assert not await stateless.acquire()  # without a state dir a restart waits it out

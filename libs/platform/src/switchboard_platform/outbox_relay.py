@@ -3,8 +3,11 @@
 Every replica runs a relay; a lease in the service's database (`_outbox_lease`) lets one
 publish while the others stand by, so per-tenant order holds however many replicas run
 (docs/decisions/0009). The holder renews the lease every third of `OUTBOX_LEASE_S`; a
-killed holder's lease runs out and a standby takes over. The holder wakes at once on its
-own process's writes and polls (`OUTBOX_POLL_INTERVAL_S`) for the other replicas' writes.
+killed holder's lease runs out and a standby takes over. A replica with a state directory
+(`SWITCHBOARD_STATE_DIR`) holds the lease under an owner id kept there, so its own process
+restarted after a crash takes the lease back at once instead of waiting for it to run out.
+The holder wakes at once on its own process's writes and polls (`OUTBOX_POLL_INTERVAL_S`)
+for the other replicas' writes.
 
 A batch that fails for a transient reason (broker down) is retried with backoff and the
 relay reports itself unhealthy. The publish timeout must exceed the producer's request
@@ -22,10 +25,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from aiokafka.errors import InvalidTopicError, MessageSizeTooLargeError
@@ -49,6 +54,38 @@ log = logging.getLogger(__name__)
 
 LEASES = "_outbox_lease"
 PARK_AFTER = 3
+OWNER_FILE = "outbox-relay-owner"
+
+
+def replica_lease_owner(state_dir: Path | None) -> str:
+    """The owner id this replica holds the relay lease under.
+
+    Without a state directory, a fresh id per process. With one, the id kept in it (made on
+    first use): the lease of a process of this replica that was killed is then still "ours",
+    and its restarted successor renews it at once. The directory must belong to one replica,
+    or two replicas would both publish (docs/decisions/0016).
+    """
+    if state_dir is None:
+        return uuid.uuid4().hex
+    path = state_dir / OWNER_FILE
+    try:
+        owner = path.read_text(encoding="utf-8").strip()
+        if owner:
+            return owner
+    except FileNotFoundError:
+        pass
+    except OSError:
+        log.warning("could not read %s; using a fresh lease owner", path, exc_info=True)
+        return uuid.uuid4().hex
+    owner = uuid.uuid4().hex
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        scratch = path.with_name(f"{path.name}.tmp")
+        scratch.write_text(owner, encoding="utf-8")
+        os.replace(scratch, path)
+    except OSError:  # a restart then waits for the lease to run out, as without a state dir
+        log.warning("could not record the lease owner in %s", path, exc_info=True)
+    return owner
 
 
 class RelayLease:

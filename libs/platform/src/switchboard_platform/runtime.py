@@ -32,7 +32,7 @@ from .kafka import Producer
 from .metrics import initialise_series
 from .mongo import MongoClient, MongoDatabase, create_mongo_client, ensure_indexes
 from .outbox import outbox_indexes
-from .outbox_relay import OutboxRelay
+from .outbox_relay import OutboxRelay, RelayLease, replica_lease_owner
 from .settings import ServiceSettings
 from .telemetry import (
     http_telemetry,
@@ -239,7 +239,11 @@ class ServiceRuntime:
                 broker=self.broker,
                 poll_interval_s=self.settings.outbox_poll_interval_s,
                 linger_s=self.settings.outbox_linger_ms / 1000,
-                lease_s=self.settings.outbox_lease_s,
+                lease=RelayLease(
+                    self.db,
+                    self.settings.outbox_lease_s,
+                    owner=replica_lease_owner(self.settings.state_dir),
+                ),
             )
             self.health.add_info("outbox", self._relay.info)
             self._relay.start()

@@ -70,8 +70,10 @@ class ServiceSettings(BaseSettings):
         description="A directory private to this replica that outlives its restarts (the "
         "pod's emptyDir, the container's filesystem). Each consumer keeps its group member "
         "id there, so a process restarted after a crash first removes its dead predecessor "
-        "from the group instead of waiting out that member's session. Never share it "
-        "between replicas. Unneeded with KAFKA_GROUP_INSTANCE_ID (the broker fences then)",
+        "from the group instead of waiting out that member's session (unneeded with "
+        "KAFKA_GROUP_INSTANCE_ID: the broker fences then); the outbox relay keeps its lease "
+        "owner id there, so the restarted process takes the relay lease back at once "
+        "instead of waiting OUTBOX_LEASE_S. Never share it between replicas",
         validation_alias=_env("SWITCHBOARD_STATE_DIR"),
     )
     kafka_consumer_workers: int = Field(
