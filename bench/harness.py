@@ -177,18 +177,16 @@ class SuiteDriver:
         return summary
 
     async def settle(self, timeout_s: float = 90.0) -> None:
-        """Wait until notes caught up with everything intake accepted (its lag gauge is 0)."""
+        """Wait until notes caught up with everything intake accepted: notes' lag on the
+        topic and intake's own unpublished calls, the two gauges its push-back adds up."""
         url = f"{self.services['intake'].url}/metrics"
         deadline = time.monotonic() + timeout_s
         async with httpx.AsyncClient(timeout=5) as client:
             while time.monotonic() < deadline:
                 text = (await client.get(url)).text
-                lags = [
-                    float(line.rsplit(" ", 1)[1])
-                    for line in text.splitlines()
-                    if line.startswith("switchboard_intake_downstream_lag_messages{")
-                ]
-                if lags and max(lags) == 0:
+                lags = _gauge(text, "switchboard_intake_downstream_lag_messages{")
+                unpublished = _gauge(text, "switchboard_intake_unpublished_calls ")
+                if lags and max(lags) == 0 and not any(unpublished):
                     return
                 await asyncio.sleep(0.5)
 
@@ -311,3 +309,10 @@ def run_suite(plan: Plan, servers: Servers, out_dir: Path) -> dict[str, Any]:
     if timings:
         result["timings_ms"] = timings
     return result
+
+
+def _gauge(metrics: str, prefix: str) -> list[float]:
+    """The values of the Prometheus samples whose line starts with `prefix`."""
+    return [
+        float(line.rsplit(" ", 1)[1]) for line in metrics.splitlines() if line.startswith(prefix)
+    ]
