@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import re
 from pathlib import Path
 from typing import Any
 
 from aiokafka.client import AIOKafkaClient, CoordinationType
 from aiokafka.protocol.group import LeaveGroupRequest
+
+from .state_dir import read_state, remove_state, write_state
 
 log = logging.getLogger(__name__)
 
@@ -39,31 +40,15 @@ class MemberRecord:
 
     def read(self) -> str | None:
         """The recorded member id, if a previous process of this replica left one."""
-        try:
-            text = self.path.read_text(encoding="utf-8").strip()
-        except FileNotFoundError:
-            return None
-        except OSError:
-            log.warning("could not read %s", self.path, exc_info=True)
-            return None
-        return text or None
+        return read_state(self.path)
 
     def write(self, member_id: str) -> None:
-        """Record `member_id`, atomically (a crash mid-write leaves the old record)."""
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            scratch = self.path.with_name(f"{self.path.name}.tmp")
-            scratch.write_text(member_id, encoding="utf-8")
-            os.replace(scratch, self.path)
-        except OSError:  # a restart then waits out the session, as without a state dir
-            log.warning("could not record the group member id in %s", self.path, exc_info=True)
+        """Record `member_id` (a failure means a restart waits out the session, as before)."""
+        write_state(self.path, member_id)
 
     def clear(self) -> None:
         """Forget the member id: the process left its group itself."""
-        try:
-            self.path.unlink(missing_ok=True)
-        except OSError:
-            log.warning("could not remove %s", self.path, exc_info=True)
+        remove_state(self.path)
 
 
 async def remove_member(

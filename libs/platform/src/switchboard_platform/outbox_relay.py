@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import time
 import uuid
 from collections.abc import Iterable
@@ -49,6 +48,7 @@ from .metrics import (
 )
 from .mongo import Document, MongoDatabase
 from .outbox import OutboxStore, PendingBatch, PendingEntry, seq_time
+from .state_dir import read_state, write_state
 
 log = logging.getLogger(__name__)
 
@@ -68,23 +68,10 @@ def replica_lease_owner(state_dir: Path | None) -> str:
     if state_dir is None:
         return uuid.uuid4().hex
     path = state_dir / OWNER_FILE
-    try:
-        owner = path.read_text(encoding="utf-8").strip()
-        if owner:
-            return owner
-    except FileNotFoundError:
-        pass
-    except OSError:
-        log.warning("could not read %s; using a fresh lease owner", path, exc_info=True)
-        return uuid.uuid4().hex
-    owner = uuid.uuid4().hex
-    try:
-        state_dir.mkdir(parents=True, exist_ok=True)
-        scratch = path.with_name(f"{path.name}.tmp")
-        scratch.write_text(owner, encoding="utf-8")
-        os.replace(scratch, path)
-    except OSError:  # a restart then waits for the lease to run out, as without a state dir
-        log.warning("could not record the lease owner in %s", path, exc_info=True)
+    owner = read_state(path)
+    if owner is None:
+        owner = uuid.uuid4().hex
+        write_state(path, owner)  # if it fails, a restart waits for the lease to run out
     return owner
 
 
