@@ -128,7 +128,15 @@ def test_on_the_embedded_broker_services_get_a_short_session_and_a_state_dir(
     )
     assert spec.env is not None
     assert spec.env["KAFKA_SESSION_TIMEOUT_MS"] == "2000"
-    assert spec.env["SWITCHBOARD_STATE_DIR"] == str(tmp_path / "state")
+    assert spec.env["SWITCHBOARD_STATE_DIR"] == str(tmp_path / "state" / "notes")
+    other = service_child(
+        Service("intake", "switchboard_intake", 8001),
+        Endpoints("127.0.0.1:1", "mongodb://127.0.0.1:2", kafka_env=EMBEDDED_KAFKA_ENV),
+        dev_env(tmp_path),
+    )
+    assert other.env is not None
+    # each service its own: the relay lease owner id kept there is per replica
+    assert other.env["SWITCHBOARD_STATE_DIR"] == str(tmp_path / "state" / "intake")
 
 
 def test_dev_runs_embedded_servers_and_services_and_sigterm_leaves_no_orphans(

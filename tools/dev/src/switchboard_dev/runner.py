@@ -93,6 +93,8 @@ def service_child(service: Service, endpoints: Endpoints, env: Mapping[str, str]
         child_env.setdefault(name, value)
     child_env.setdefault("KAFKA_SESSION_TIMEOUT_MS", "6000")  # Apache Kafka's minimum
     child_env.setdefault("KAFKA_REBALANCE_TIMEOUT_MS", "10000")
+    if state := child_env.get("SWITCHBOARD_STATE_DIR"):  # the services' base: one dir each
+        child_env["SWITCHBOARD_STATE_DIR"] = str(Path(state) / service.name)
     if service.name == "notify":  # the local mail and SMS sinks, unless configured away
         for name, value in endpoints.notify_env.items():
             child_env.setdefault(name, value)
@@ -136,8 +138,9 @@ def dev_env(data_dir: Path) -> dict[str, str]:
     env.setdefault("CRM_SYNC_CREDENTIALS_KEY", dev_credentials_key(data_dir))
     # webhook receivers on this machine (http://127.0.0.1:...) are fine in dev
     env.setdefault("CRM_SYNC_ALLOW_PRIVATE_URLS", "true")
-    # one replica per service here, and each service's groups are its own: a restarted
-    # service frees the place its crashed predecessor held in them (docs/decisions/0016)
+    # one replica per service here, each with a folder of its own below this one: a
+    # restarted service frees the place its crashed predecessor held in its groups and
+    # takes its relay lease back (docs/decisions/0016)
     env.setdefault("SWITCHBOARD_STATE_DIR", str(data_dir / "state"))
     return env
 
