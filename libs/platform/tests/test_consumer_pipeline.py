@@ -190,3 +190,35 @@ async def test_handler_bug_dead_letters_the_message_and_the_partition_moves_on(
     assert b"Erika" not in reason
     assert b"4915211014450" not in reason
     harness.recorder.fail_with = None
+
+
+async def test_a_header_without_value_is_dead_lettered_not_a_blocked_partition(
+    harness: Harness,
+) -> None:
+    """Kafka allows a header with a null value; aiokafka hands it over as None."""
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    bad_value, bad_headers, _ = _valid(tenant)
+    good_value, good_headers, good_id = _valid(tenant)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=harness.servers.kafka_bootstrap_servers, acks="all"
+    )
+    await producer.start()
+    try:
+        nulls: list[tuple[str, bytes | None]] = [
+            (k, None if k == "ce_id" else v.encode()) for k, v in bad_headers.items()
+        ]
+        await producer.send_and_wait("call.received", bad_value, key=tenant.encode(), headers=nulls)  # type: ignore[arg-type]
+        await producer.send_and_wait(
+            "call.received",
+            good_value,
+            key=tenant.encode(),
+            headers=[(k, v.encode()) for k, v in good_headers.items()],
+        )
+    finally:
+        await producer.stop()
+    await _wait_seen(harness.recorder, [good_id])
+    [dead] = await _dead_letters(harness.servers, tenant, expect=1)
+    headers = dict(dead.headers)
+    assert headers["dlq_error_kind"] == b"malformed"
+    assert b"\nid\n" in headers["dlq_error_reason"]  # the empty CloudEvents id, named
+    assert dead.value == bad_value

@@ -1,7 +1,8 @@
 """How every service handles one event: decode, dead-letter the bad, retry the transient.
 
 A message that cannot be decoded, violates its schema or has an unknown type goes to
-`<topic>.dlq` with the reason in headers, and the partition moves on. A handler that fails
+`<topic>.dlq` with the reason in headers, and the partition moves on once the broker
+acknowledged that copy (until then it waits, retrying). A handler that fails
 for a transient reason (database unreachable) is retried with capped exponential backoff
 (its offset is not committed meanwhile), while the service reports itself not ready.
 `topic_consumer.TopicConsumer` feeds records in, partition by partition.
@@ -17,7 +18,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
-from aiokafka.errors import KafkaError
+from aiokafka.errors import (
+    KafkaError,
+    KafkaTimeoutError,
+    MessageSizeTooLargeError,
+    RecordListTooLargeError,
+)
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind
@@ -51,8 +57,14 @@ class RawRecord:
     headers: tuple[tuple[str, bytes], ...]
 
 
+# what the broker refuses however often it is asked: a record too large for it
+REFUSED_FOR_GOOD = (MessageSizeTooLargeError, RecordListTooLargeError)
+
+
 def is_transient_error(exc: BaseException) -> bool:
     """True when retrying later may succeed: lost database or broker, timeouts."""
+    if isinstance(exc, KafkaTimeoutError):  # no ack in time; aiokafka marks it not retriable
+        return True
     if isinstance(exc, KafkaError):
         return bool(getattr(exc, "retriable", False))
     return is_transient(exc) or isinstance(exc, TimeoutError | ConnectionError)
@@ -65,11 +77,15 @@ class DeadLetters:
         self._broker = broker
         self._service = service
 
-    async def send(self, record: RawRecord, kind: str, reason: str) -> None:
+    async def send(
+        self, record: RawRecord, kind: str, reason: str, *, without_value: bool = False
+    ) -> None:
         """Dead-letter `record`; the headers name the error, this service and the origin.
 
         `reason` must name fields and rules only: dead-letter headers are read by operators
-        and kept as long as the topic, so they never carry message content.
+        and kept as long as the topic, so they never carry message content. With
+        `without_value` the copy carries headers only (`dlq_value_omitted`): for a record
+        the broker refuses to take back (its headers made it too large).
         """
         headers = {k: v.decode(errors="replace") for k, v in record.headers}
         headers.update(
@@ -83,8 +99,11 @@ class DeadLetters:
                 "dlq_failed_at": datetime.now(UTC).isoformat(),
             }
         )
+        if without_value:
+            headers["dlq_value_omitted"] = "the broker refused the copy with its value"
+        value = b"" if without_value else record.value or b""
         await self._broker.publish(
-            record.value or b"", dead_letter_topic(record.topic), key=record.key, headers=headers
+            value, dead_letter_topic(record.topic), key=record.key, headers=headers
         )
         MESSAGES_DEAD_LETTERED.labels(service=self._service, topic=record.topic, reason=kind).inc()
         log.warning(
@@ -144,12 +163,12 @@ class EventPipeline(Generic[P]):
         try:
             event = decode(record.topic, record.value, record.headers)
         except EventDecodeError as exc:
-            await self._dead_letters.send(record, exc.kind, exc.reason)
+            await self._dead_letter(record, exc.kind, exc.reason)
             return
         bind_tenant(event.tenantid)
         _describe_span(event)
         if not isinstance(event.data, self.payload_type):
-            await self._dead_letters.send(record, "unexpected_type", f"not a {self.topic} event")
+            await self._dead_letter(record, "unexpected_type", f"not a {self.topic} event")
             return
         started = time.perf_counter()
         await self._handle_with_retry(record, event)  # type: ignore[arg-type]
@@ -169,8 +188,7 @@ class EventPipeline(Generic[P]):
                     log.exception("handler failed; dead-lettering", extra={"event_id": event.id})
                     # the exception's type only: its message may quote the event's content
                     reason = f"{type(exc).__module__}.{type(exc).__qualname__}"
-                    await self._dead_letters.send(record, "handler_error", reason)
-                    self._health.recover(self._component)
+                    await self._dead_letter(record, "handler_error", reason)
                     return
                 MESSAGES_FAILED.labels(service=self.service, topic=self.topic).inc()
                 self._health.stall(self._component, type(exc).__name__)
@@ -180,6 +198,33 @@ class EventPipeline(Generic[P]):
                 continue
             self._health.recover(self._component)
             MESSAGES_CONSUMED.labels(service=self.service, topic=self.topic).inc()
+            return
+
+    async def _dead_letter(self, record: RawRecord, kind: str, reason: str) -> None:
+        """Dead-letter `record`, however long the broker takes: the partition waits (its
+        offset uncommitted, the service not ready) rather than skip a record unrecorded.
+
+        A copy the broker refuses for good (too large once the reason's headers are added)
+        goes again without its value; the headers still say where the original lies.
+        """
+        backoff = 0.1
+        without_value = False
+        while True:
+            try:
+                await self._dead_letters.send(record, kind, reason, without_value=without_value)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if isinstance(exc, REFUSED_FOR_GOOD) and not without_value:
+                    without_value = True
+                    log.warning("dead letter refused; sending it without its value", exc_info=True)
+                    continue
+                self._health.stall(self._component, f"dead letter: {type(exc).__name__}")
+                log.warning("dead letter failed; retrying in %.1fs", backoff, exc_info=True)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
+                continue
+            self._health.recover(self._component)
             return
 
 

@@ -382,7 +382,8 @@ class TopicConsumer:
 
 
 def _raw(record: ConsumerRecord[bytes, bytes]) -> RawRecord:
-    headers = tuple((k, bytes(v)) for k, v in (record.headers or ()))
+    # Kafka allows a header without a value (aiokafka gives None): read it as empty
+    headers = tuple((k, b"" if v is None else bytes(v)) for k, v in (record.headers or ()))
     return RawRecord(
         topic=record.topic,
         partition=record.partition,
