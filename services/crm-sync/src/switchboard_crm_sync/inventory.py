@@ -7,6 +7,8 @@
   caller to the client's CRM; they carry the caller's phone for that reason.
 - **Connectors** and **tenants** are the client's account (no caller data); the
   credentials never leave in an export.
+- **Deleted notes** are tombstones (ids, when and why, no caller data) that keep a late
+  `note.created` from sending a deleted note; they expire with the call's data.
 
 What crm-sync erases is what it holds itself. The copies in the client's CRM are the
 client's (the controller's) own records: see the README, "Retention and data-subject
@@ -19,6 +21,7 @@ from switchboard_contracts.common import SubjectKind
 from switchboard_platform.retention_participant import Inventory, PersonalData
 
 from .connector_store import CONNECTORS
+from .deleted_note_store import DELETED_NOTES
 from .record_store import CONTACTS, RECORDS
 from .tenant_store import TENANTS
 from .transfer_store import TRANSFERS
@@ -65,8 +68,19 @@ TENANT_PROFILES = PersonalData(
     collection=TENANTS,
     purpose="The client's secrecy duty and contract status, which decide what may leave",
 )
+DELETION_TOMBSTONES = PersonalData(
+    collection=DELETED_NOTES,
+    purpose="Which notes the client deleted, so a late copy of one is never sent (R-NOTE-2)",
+)
 INVENTORY = Inventory(
     service="crm-sync",
-    collections=(TRANSFER_LOG, CRM_RECORDS, CRM_CONTACTS, CONNECTOR_SETTINGS, TENANT_PROFILES),
+    collections=(
+        TRANSFER_LOG,
+        CRM_RECORDS,
+        CRM_CONTACTS,
+        CONNECTOR_SETTINGS,
+        TENANT_PROFILES,
+        DELETION_TOMBSTONES,
+    ),
     legal_basis="Art. 6(1)(b) and Art. 28 GDPR: transfers on the client's instruction",
 )

@@ -21,11 +21,19 @@ from switchboard_contracts.delivery import CrmFailed, CrmSynced
 from switchboard_platform.retention_participant import RetentionParticipant
 from switchboard_platform.runtime import ServiceRuntime
 
-from . import api, connector_store, record_store, tenant_store, transfer_store
+from . import (
+    api,
+    connector_store,
+    deleted_note_store,
+    record_store,
+    tenant_store,
+    transfer_store,
+)
 from .config import CrmSyncSettings
 from .connector_store import ConnectorStore
 from .connectors import ConnectorFactory
 from .credentials import Keyring
+from .deleted_note_store import DeletedNoteStore
 from .delivery import Delivery
 from .handlers import register_handlers
 from .inventory import INVENTORY
@@ -42,7 +50,7 @@ SERVICE = "crm-sync"
 
 def _indexes() -> Mapping[str, Sequence[IndexModel]]:
     merged: dict[str, Sequence[IndexModel]] = {}
-    for module in (connector_store, transfer_store, record_store, tenant_store):
+    for module in (connector_store, transfer_store, record_store, tenant_store, deleted_note_store):
         merged.update(module.INDEXES)
     return merged
 
@@ -130,6 +138,7 @@ def create_app(
             connectors=connectors,
             transfers=transfers,
             tenants=tenants,
+            deleted_notes=DeletedNoteStore(rt.db),
             keyring=keyring,
             guard=guard,
             factory=factory,

@@ -31,6 +31,7 @@ from .credentials import (
     WebhookCredentials,
     new_webhook_secret,
 )
+from .deleted_note_store import DeletedNoteStore, Deletion
 from .domain import (
     Kind,
     NoteContent,
@@ -71,6 +72,7 @@ class CrmSyncService:
         connectors: ConnectorStore,
         transfers: TransferStore,
         tenants: TenantStore,
+        deleted_notes: DeletedNoteStore,
         keyring: Keyring,
         guard: UrlGuard,
         factory: ConnectorFactory,
@@ -82,6 +84,7 @@ class CrmSyncService:
         self._connectors = connectors
         self._transfers = transfers
         self._tenants = tenants
+        self._deleted = deleted_notes
         self._keyring = keyring
         self._guard = guard
         self._factory = factory
@@ -296,6 +299,8 @@ class CrmSyncService:
         if data.tenant_id != event.tenantid:
             raise TenantMismatch("payload tenant_id differs from the event's tenantid")
         connectors = await self._connectors.enabled_of_tenant(data.tenant_id)
+        if not connectors or await self._deleted.find(data.tenant_id, data.note_id):
+            return 0  # nowhere to go, or deleted before it came (R-NOTE-2)
         note = NoteContent.of(data)
         now = self._clock()
         created = 0
@@ -314,15 +319,32 @@ class CrmSyncService:
                 "trace_id": current_trace_id(),  # the note_to_crm flow's exemplar
             }
             created += await self._transfers.insert_new(doc)
+        if created and (deletion := await self._deleted.find(data.tenant_id, data.note_id)):
+            # deleted while these were written: its handler may have looked before they were
+            await self._withdraw(deletion)
+            return 0
         if created:
             self._wake()
         return created
 
     async def note_deleted(self, event: Event[NoteDeleted]) -> None:
-        """Cancel what has not left; delete (or say why not) what has (R-NOTE-2)."""
+        """Cancel what has not left; delete (or say why not) what has (R-NOTE-2); remember
+        the deletion first, so a `note.created` that comes later sends nothing."""
         data = event.data
         if data.tenant_id != event.tenantid:
             raise TenantMismatch("payload tenant_id differs from the event's tenantid")
+        deletion = Deletion(
+            tenant_id=data.tenant_id,
+            note_id=data.note_id,
+            call_id=data.call_id,
+            deleted_at=as_utc(data.deleted_at),
+            reason=str(data.reason),
+        )
+        await self._deleted.remember(deletion)
+        await self._withdraw(deletion)
+
+    async def _withdraw(self, data: Deletion) -> None:
+        """Cancel the note's transfers that have not left; delete it where it has arrived."""
         now = self._clock()
         at = datetime.fromtimestamp(now, UTC)
         reason = "cancelled: the note was deleted before it left"
@@ -354,7 +376,7 @@ class CrmSyncService:
                     "note_id": data.note_id,
                     "call_id": data.call_id,
                     "deleted_at": data.deleted_at.astimezone(UTC).isoformat(),
-                    "reason": str(data.reason),
+                    "reason": data.reason,
                 },
                 "caller_phone": sync.get("caller_phone"),
                 "due_at": now,

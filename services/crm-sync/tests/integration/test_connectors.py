@@ -17,6 +17,7 @@ from .conftest import Vendors
 from .helpers import (
     SECRETS,
     client,
+    eventually,
     note_created,
     note_deleted,
     publish,
@@ -322,3 +323,35 @@ async def test_r_api_1_webhook_is_signed_per_standard_webhooks_versioned_and_ded
         assert reply.status_code == 200
         assert reply.json()["secret"] is None
         assert Webhook(own)  # the given secret is a valid Standard Webhooks secret
+
+
+async def test_r_note_2_a_note_deleted_before_its_creation_arrived_never_reaches_the_crm(
+    crm: httpx.AsyncClient, servers: ServerEndpoints, db: Any
+) -> None:
+    """`note.deleted` and `note.created` come on two topics: the deletion may come first."""
+    receiver = WebhookReceiver()
+    with serve(receiver.app()) as url:
+        t = await onboard(servers)
+        reply = await put_connector(crm, "webhook", t, credentials={"url": f"{url}/hooks/crm"})
+        assert reply.status_code == 200, reply.text
+        receiver.secret = reply.json()["secret"]
+        SECRETS.append(receiver.secret)
+        deleted, kept = note_created(t), note_created(t, concern="Bitte zurückrufen")
+
+        await publish(servers, note_deleted(deleted))
+        await eventually(
+            lambda: _tombstone(db, t, deleted.data.note_id), what="the deletion remembered"
+        )
+        await publish(servers, deleted, kept)  # the late creation, then another note after it
+        [transfer] = await settled(crm, t, 1)
+
+        assert transfer["note_id"] == kept.data.note_id
+        assert [d.payload["data"]["note_id"] for d in receiver.deliveries] == [kept.data.note_id]
+        assert await db["transfers"].count_documents({"note_id": deleted.data.note_id}) == 0
+
+
+async def _tombstone(db: Any, tenant_id: str, note_id: str) -> bool:
+    found: int = await db["deleted_notes"].count_documents(
+        {"tenant_id": tenant_id, "note_id": note_id}
+    )
+    return found > 0

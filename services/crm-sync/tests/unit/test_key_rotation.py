@@ -11,6 +11,7 @@ from switchboard_crm_sync.config import CrmSyncSettings
 from switchboard_crm_sync.connector_store import ConnectorStore
 from switchboard_crm_sync.connectors import ConnectorFactory
 from switchboard_crm_sync.credentials import Keyring, new_key
+from switchboard_crm_sync.deleted_note_store import DeletedNoteStore
 from switchboard_crm_sync.domain import Kind
 from switchboard_crm_sync.service import CrmSyncService
 from switchboard_crm_sync.ssrf import UrlGuard
@@ -35,6 +36,7 @@ async def test_rotation_reseals_every_connector_with_the_newest_key() -> None:
             connectors=store,
             transfers=TransferStore(db),
             tenants=TenantStore(db),
+            deleted_notes=DeletedNoteStore(db),
             keyring=rotated,
             guard=UrlGuard(allow_private=False),
             factory=ConnectorFactory(settings, client, UrlGuard(allow_private=False)),
