@@ -11,14 +11,56 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    StringConstraints,
+    TypeAdapter,
+    ValidationError,
+    WithJsonSchema,
+    model_validator,
+)
 
 from switchboard_platform.inputs import Line
 
 from .domain import Kind, NoteContent
 
 PropertyName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,99}$")]
-FixedValue = Annotated[Line, Field(max_length=200)] | int | bool
+_FIXED_TEXT: TypeAdapter[str] = TypeAdapter(Annotated[Line, Field(max_length=200)])
+_INT64 = (-(2**63), 2**63 - 1)  # what a MongoDB document (and every CRM) holds
+
+
+def _fixed_value(value: object) -> str | int | bool:
+    """One check with one message, instead of an error per member of a union."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        if not _INT64[0] <= value <= _INT64[1]:
+            raise ValueError("an integer must fit in 64 bits")
+        return value
+    if isinstance(value, str):
+        try:
+            return _FIXED_TEXT.validate_python(value)
+        except ValidationError as exc:
+            raise ValueError(exc.errors()[0]["msg"].removeprefix("Value error, ")) from None
+    raise ValueError("a fixed value is a string (at most 200 characters), an integer or a boolean")
+
+
+FixedValue = Annotated[
+    str | int | bool,
+    PlainValidator(_fixed_value),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "maxLength": 200},
+                {"type": "integer", "minimum": _INT64[0], "maximum": _INT64[1]},
+                {"type": "boolean"},
+            ]
+        }
+    ),
+]
 MAX_ENTRIES = 50
 
 

@@ -108,6 +108,24 @@ BAD_PUTS: dict[str, tuple[str, dict[str, Any], list[Any]]] = {
         },
         ["body", "credentials", "instance_url"],
     ),
+    "fixed integer beyond 64 bits (MongoDB's limit)": (
+        "hubspot",
+        {
+            "credentials": {"token": "x" * 20},
+            "region": "EU",
+            "mapping": {"fixed": {"hs_call_priority": 2**63}},
+        },
+        ["body", "mapping", "fixed", "hs_call_priority"],
+    ),
+    "fixed value of no allowed type": (
+        "hubspot",
+        {
+            "credentials": {"token": "x" * 20},
+            "region": "EU",
+            "mapping": {"contact_fixed": {"lifecyclestage": None}},
+        },
+        ["body", "mapping", "contact_fixed", "lifecyclestage"],
+    ),
     "misspelt field": (
         "hubspot",
         {"credentals": {"token": "x" * 20}, "region": "EU"},
@@ -123,7 +141,7 @@ async def test_bad_connector_input_is_422_naming_the_field_without_echoing_it(
     t = tenant()
     reply = await crm.put(f"/v1/connectors/{kind}", json=body, headers=client(t))
     assert reply.status_code == 422, reply.text
-    assert reply.json()["detail"][0]["loc"] == loc
+    assert [e["loc"] for e in reply.json()["detail"]] == [loc]  # one error, named by field
     for value in ("my secret token value", "plain-secret-1234", "hunter2hunter2", "my prop"):
         assert value not in reply.text
     assert (await crm.get("/v1/connectors", headers=client(t))).json() == []
