@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 import unicodedata
 from datetime import UTC, datetime
 from typing import Annotated
@@ -154,6 +155,20 @@ def is_public_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address) ->
     return bool(address.is_global) and not address.is_multicast
 
 
+def _literal_address(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address a host written as one means, in every form a resolver accepts: also the
+    short and octal or hex IPv4 forms (`127.1`, `0x7f.1`, `0177.0.0.1`, `10.1`) that
+    `ipaddress` does not parse but `getaddrinfo`, and so every HTTP client, does."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    try:
+        return ipaddress.IPv4Address(socket.inet_aton(host))
+    except OSError:
+        return None
+
+
 def check_public_link(raw: str, *, require_https: bool = False) -> str:
     """An http(s) URL whose host is a public name or address; InvalidInput otherwise.
 
@@ -172,9 +187,8 @@ def check_public_link(raw: str, *, require_https: bool = False) -> str:
         raise InvalidInput(f"must be an {' or '.join(allowed)} URL with a host")
     if parts.username or parts.password:
         raise InvalidInput("must not carry credentials")
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
+    address = _literal_address(host)
+    if address is None:
         name = host.rstrip(".").lower()
         if name == "localhost" or name.endswith((".localhost", ".local", ".internal")):
             raise InvalidInput("must not point at a local or internal host") from None
