@@ -123,9 +123,10 @@ class TenantsRepository:
         )
         self._cache.pop(profile.tenant_id, None)
 
-    async def get(self, tenant_id: str) -> TenantProfile | None:
-        """The tenant's profile, or None before its first `tenant.changed`."""
-        cached = self._cache.get(tenant_id)
+    async def get(self, tenant_id: str, *, fresh: bool = False) -> TenantProfile | None:
+        """The tenant's profile, or None before its first `tenant.changed`; `fresh`: as
+        stored now, never a cached read."""
+        cached = None if fresh else self._cache.get(tenant_id)
         if cached is not None and time.monotonic() - cached[0] < self._max_age_s:
             return cached[1]
         read_at = time.monotonic()

@@ -108,12 +108,23 @@ class NotifyService:
         self._restricted = restricted
 
     async def learn_tenant(self, event: Event[TenantChanged]) -> None:
-        """Keep the tenant's profile; record each onboarded recipient's consent once."""
+        """Keep the tenant's profile; record the onboarding consent of each recipient the
+        client newly names (R-CON-2).
+
+        Only a recipient the stored profile did not list yet: one already listed either
+        has that record, or had it erased on their own request (R-DSR-17), and a later
+        change of the tenant must not grant in their name what they withdrew. The consents
+        are recorded before the profile is saved, so a redelivery after a crash in between
+        still finds the recipients new.
+        """
         profile = TenantProfile.from_event(event)
-        await self._tenants.save(profile)
+        previous = await self._tenants.get(profile.tenant_id, fresh=True)
+        listed = (
+            set() if previous is None else {(r.channel, r.address) for r in previous.recipients}
+        )
         recorded = False
         for recipient in profile.recipients:
-            if not recipient.valid:
+            if not recipient.valid or (recipient.channel, recipient.address) in listed:
                 continue
             record = onboarding_consent(
                 profile,
@@ -124,6 +135,7 @@ class NotifyService:
             recorded |= await self._registry.record(record, [consent_event(record)])
         if recorded:
             self._events_written()
+        await self._tenants.save(profile)
         for note in await self._notes.unplanned(profile.tenant_id):
             await self._plan(note, profile, mark=True)
 

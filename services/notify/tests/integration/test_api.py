@@ -18,6 +18,7 @@ from switchboard_contracts.consent import (
     ConsentPurpose,
     ConsentStatus,
 )
+from switchboard_contracts.retention import RetentionDue, RetentionReason, SubjectScope
 from switchboard_contracts.tenants import Channel
 from switchboard_platform.testing.pytest_plugin import ServerEndpoints
 from switchboard_platform.testing.tokens import auth_header
@@ -283,3 +284,59 @@ async def test_bad_query_input_is_422_naming_the_parameter_never_echoing_it(
         assert reply.status_code == 422, (path, params)
         assert reply.json()["detail"][0]["loc"] == field
         assert SECRET_LOOKING not in reply.text
+
+
+async def test_r_con_2_r_dsr_17_an_erased_recipient_is_not_granted_consent_again_by_a_tenant_change(
+    notify: httpx.AsyncClient, servers: ServerEndpoints
+) -> None:
+    """A recipient withdrew, then had their data erased; the client's recipient list, its
+    own account data, still names them. The next change of the tenant must not record a
+    fresh "written" consent in their name."""
+    bootstrap = servers.kafka_bootstrap_servers
+    tenant = new_tenant()
+    client = auth_header("client", tenant=tenant, sub="anna")
+    erased, added = address(tenant), address(tenant, "empfang")
+    await publish(bootstrap, tenant_changed(tenant, [(Channel.EMAIL, erased, "Frau Meyer")]))
+
+    async def history(subject: str) -> list[str]:
+        reply = await notify.get("/v1/consents", params={"subject": subject}, headers=client)
+        return [r["status"] for r in reply.json()]
+
+    async def granted_on_onboarding() -> bool:
+        return await history(erased) == ["granted"]
+
+    await eventually(granted_on_onboarding)
+    assert (await notify.post("/v1/consents", headers=client, json=_consent(erased))).is_success
+    order = RetentionDue(
+        request_id=uuid.uuid4().hex,
+        scope=SubjectScope(
+            kind="subject",
+            identifiers=(SubjectId(kind=SubjectKind.EMAIL, value=erased),),
+            tenant_id=tenant,
+        ),
+        reason=RetentionReason.DATA_SUBJECT_REQUEST,
+        issued_at=dt.datetime.now(dt.UTC),
+    )
+    await publish(bootstrap, make_event(order, tenant_id=tenant, source="/switchboard/retention"))
+
+    async def erased_now() -> bool:
+        return await history(erased) == []
+
+    await eventually(erased_now)
+    await publish(
+        bootstrap,
+        tenant_changed(
+            tenant, [(Channel.EMAIL, erased, "Frau Meyer"), (Channel.EMAIL, added, "Empfang")]
+        ),
+    )
+
+    async def newly_named_granted() -> bool:
+        return await history(added) == ["granted"]
+
+    await eventually(newly_named_granted)  # the change was handled
+    assert await history(erased) == []
+    listed = (await notify.get("/v1/recipients", headers=client)).json()
+    assert {r["address"]: r["consent"]["status"] for r in listed} == {
+        erased: None,
+        added: "granted",
+    }
