@@ -150,10 +150,24 @@ class SmtpSink:
     attempts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     attempt_times: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     on_message: Callable[[Received], None] | None = None
+    slow: dict[str, float] = field(default_factory=dict)
+    """Seconds to wait before answering RCPT and again DATA for a recipient, once."""
+
+    async def handle_RCPT(  # noqa: N802
+        self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: Any
+    ) -> str:
+        """Accept the recipient, after the delay `slow` asks for."""
+        delay = self.slow.get(address.lower(), 0.0)
+        if delay:
+            await asyncio.sleep(delay)
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
         """Accept (250) or answer what the script says."""
         rcpt = envelope.rcpt_tos[0].lower()
+        if delay := self.slow.pop(rcpt, 0.0):
+            await asyncio.sleep(delay)
         self.attempts[rcpt] += 1
         self.attempt_times[rcpt].append(time.monotonic())
         if self.script[rcpt]:

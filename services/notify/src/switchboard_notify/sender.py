@@ -29,7 +29,15 @@ from switchboard_platform.mongo import Document
 from .batch import Circumstances, circumstances
 from .config import NotifySettings
 from .consents import consent_channel
-from .domain import DeliveryStatus, Restricted, Verdict, decide, never_restricted
+from .domain import (
+    DeliveryStatus,
+    NoteCopy,
+    Restricted,
+    TenantProfile,
+    Verdict,
+    decide,
+    never_restricted,
+)
 from .email_message import MailComposer, note_link
 from .ledger import Ledger
 from .outcomes import OUTCOMES, Outcomes
@@ -38,10 +46,11 @@ from .repository import NotesRepository, TenantsRepository
 from .sms_gateways import SmsGateway
 from .sms_message import compose_sms
 from .smtp import SmtpMailer
-from .transport import SendError
+from .transport import Accepted, SendError, TransientSendError
 
 log = logging.getLogger(__name__)
 COMPONENT = "sender"
+SEND_SHARE_OF_LEASE = 0.8  # of NOTIFY_SEND_LEASE_S: a send's deadline, slot wait included
 
 
 class Sender:
@@ -189,24 +198,42 @@ class Sender:
             log.info("delivery %s", status, extra={"delivery_id": doc["_id"], "note_id": note_id})
             return
         try:
-            if channel is Channel.EMAIL:
-                message = self._composer.compose(
-                    note,
-                    secret=tenant.secrecy_bound,
-                    to=doc["recipient"],
-                    message_id=doc["message_id"],
-                    purpose=purpose,
-                    now=now,
-                )
-                accepted = await self._mailer.send(message, doc["recipient"])
-            else:
-                link = note_link(self._settings.note_link_template, note)
-                text = compose_sms(note, secret=tenant.secrecy_bound, link=link)
-                accepted = await self._sms.send(doc["recipient"], text)
+            # the outcome must be written while the claim holds: a send that outlasted it
+            # could be claimed and sent again by this or another replica meanwhile
+            async with asyncio.timeout(self._settings.send_lease_s * SEND_SHARE_OF_LEASE):
+                accepted = await self._send(doc, channel, note, tenant, purpose, now)
         except SendError as error:
             await self._outcomes.failed(doc, channel, error)
+            return
+        except TimeoutError:
+            provider = "smtp" if channel is Channel.EMAIL else "sms"
+            late = TransientSendError(provider, f"{provider} send ran out of its claim's time")
+            await self._outcomes.failed(doc, channel, late)
             return
         if note.created_at is not None:  # the provider accepted it: the flow ends here
             flow = NOTE_TO_EMAIL if channel is Channel.EMAIL else NOTE_TO_SMS
             observe_flow(flow, note.created_at, trace_id=note.trace_id)
         await self._outcomes.sent(doc, channel, accepted)
+
+    async def _send(
+        self,
+        doc: Document,
+        channel: Channel,
+        note: NoteCopy,
+        tenant: TenantProfile,
+        purpose: ConsentPurpose,
+        now: datetime,
+    ) -> Accepted:
+        if channel is Channel.EMAIL:
+            message = self._composer.compose(
+                note,
+                secret=tenant.secrecy_bound,
+                to=doc["recipient"],
+                message_id=doc["message_id"],
+                purpose=purpose,
+                now=now,
+            )
+            return await self._mailer.send(message, doc["recipient"])
+        link = note_link(self._settings.note_link_template, note)
+        text = compose_sms(note, secret=tenant.secrecy_bound, link=link)
+        return await self._sms.send(doc["recipient"], text)

@@ -116,6 +116,10 @@ class SmtpMailer:
                 if client is not None:
                     client.close()
                 raise classify(exc) from None
+            except asyncio.CancelledError:  # the sender's deadline: the session is unusable
+                if client is not None:
+                    client.close()
+                raise
             self._idle.append((client, time.monotonic()))
         return Accepted(PROVIDER, str(message["Message-ID"]))
 

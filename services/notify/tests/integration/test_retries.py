@@ -9,6 +9,7 @@ from collections import deque
 import httpx
 
 from switchboard_contracts.tenants import Channel
+from switchboard_notify.config import NotifySettings
 from switchboard_platform.testing.pytest_plugin import ServerEndpoints
 from switchboard_platform.testing.tokens import auth_header
 from switchboard_platform.testing.topics import collect_events
@@ -72,6 +73,35 @@ async def test_smtp_451_then_250_gives_one_mail_after_two_attempts(
         servers.kafka_bootstrap_servers, "notification.sent", tenant=tenant, expect=1
     )
     assert sent.data.attempt == 2
+
+
+async def test_a_send_never_outlasts_its_claim_it_is_cut_and_tried_again(
+    notify: httpx.AsyncClient, servers: ServerEndpoints, smtp: SmtpServer, settings: NotifySettings
+) -> None:
+    """Each SMTP step stays within its own timeout, the whole send would not stay within the
+    claim: it is cut at 0.8 of the lease (before another replica could claim it again)."""
+    tenant = new_tenant()
+    to = address(tenant)
+    step = settings.smtp_timeout_s * 0.9  # RCPT and DATA each just within the timeout
+    assert 2 * step > settings.send_lease_s * 0.8
+    smtp.sink.slow[to] = step
+    await publish(
+        servers.kafka_bootstrap_servers,
+        tenant_changed(tenant, [(Channel.EMAIL, to, None)]),
+        note_created(tenant),
+    )
+    [failed] = await collect_events(
+        servers.kafka_bootstrap_servers, "notification.failed", tenant=tenant, expect=1
+    )
+    assert (failed.data.error, failed.data.will_retry) == (
+        "smtp send ran out of its claim's time",
+        True,
+    )
+    [entry] = await eventually(lambda: _settled(notify, tenant, "sent"), timeout_s=30)
+    assert entry["attempts"] == 2
+    # the cut session had handed its message over already: a copy with the same Message-ID,
+    # which is how a receiver recognises it (SMTP cannot tell whether the last step landed)
+    assert {m.message_id for m in smtp.sink.to(to)} == {entry["message_id"]}
 
 
 async def test_gateway_429_retry_after_is_honoured_without_holding_up_other_tenants(
