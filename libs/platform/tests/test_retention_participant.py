@@ -34,8 +34,8 @@ from switchboard_platform.retention_participant import (
     PersonalData,
     RetentionParticipant,
     subject_ids,
-    subject_key,
 )
+from switchboard_platform.subjects import subject_key
 from switchboard_platform.testing.pytest_plugin import ServerEndpoints
 
 NOW = datetime.now(UTC)

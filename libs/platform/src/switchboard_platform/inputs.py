@@ -28,7 +28,7 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from pydantic import AfterValidator, AwareDatetime, StringConstraints
 
-from .errors import Unprocessable
+from .domain_errors import Unprocessable
 
 __all__ = [
     "Email",

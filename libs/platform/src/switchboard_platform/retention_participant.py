@@ -68,6 +68,7 @@ from .mongo import (
     update_matching,
 )
 from .outbox import merge_updates, outbox_fields_excluded, outbox_update, with_outbox
+from .subjects import subject_ids, subject_key
 from .tenancy import scoped
 
 if TYPE_CHECKING:
@@ -152,22 +153,6 @@ class RuntimeOptions(TypedDict):
     indexes: dict[str, Sequence[IndexModel]]
     outbox_collections: tuple[str, ...]
     publishes: tuple[type[EventPayload], ...]
-
-
-def subject_ids(
-    *, phone: str | None = None, email: str | None = None, name: str | None = None
-) -> list[SubjectId]:
-    """The identifiers of one person, e.g. a note's caller, for `is_restricted`."""
-    given = ((SubjectKind.PHONE, phone), (SubjectKind.EMAIL, email), (SubjectKind.NAME, name))
-    return [SubjectId(kind=kind, value=value) for kind, value in given if value]
-
-
-def subject_key(identifier: SubjectId) -> str:
-    """An identifier as compared across services: e-mails and names ignore case and spacing."""
-    value = unicodedata.normalize("NFC", identifier.value).strip()
-    if identifier.kind is not SubjectKind.PHONE:
-        value = " ".join(value.casefold().split())
-    return f"{identifier.kind}:{value}"
 
 
 # --- selectors ---------------------------------------------------------------------------

@@ -12,8 +12,8 @@ from switchboard_platform.retention_participant import (
     Inventory,
     PersonalData,
     exported,
-    subject_key,
 )
+from switchboard_platform.subjects import subject_key
 
 from .repository import CALLS, TENANTS
 

@@ -17,7 +17,7 @@ from switchboard_contracts.notes import NoteCreated
 from switchboard_contracts.tenants import Channel, ContractStatus, TenantChanged
 from switchboard_contracts.tenants import Recipient as RecipientPayload
 from switchboard_platform.inputs import InvalidInput, check_email, to_mobile_e164
-from switchboard_platform.retention_participant import subject_ids
+from switchboard_platform.subjects import subject_ids
 
 _DELIVERY_NAMESPACE = uuid.UUID("0d6c3f2e-8b1a-4f57-9a43-7e2b51c9d0a4")
 RESTRICTED = "restricted (Art. 18)"

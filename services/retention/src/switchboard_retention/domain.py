@@ -17,7 +17,7 @@ from switchboard_contracts.retention import (
     RetentionReason,
     TenantScope,
 )
-from switchboard_platform.errors import Conflict, Unprocessable
+from switchboard_platform.domain_errors import Conflict, Unprocessable
 
 from .policies import POLICIES, add_months
 
