@@ -230,7 +230,7 @@ def dsr_status(
     missing = set(expected) - set(answered)
     if not missing:
         return DsrStatus.PARTIALLY_COMPLETED if kept_anything else DsrStatus.COMPLETED
-    if timed_out and set(answered):
+    if timed_out and set(answered) & set(expected):
         return DsrStatus.PARTIALLY_COMPLETED
     return DsrStatus.OPEN
 

@@ -12,6 +12,7 @@ from pymongo.errors import DuplicateKeyError
 
 from switchboard_contracts import Event
 from switchboard_contracts.categories import DataCategory
+from switchboard_contracts.common import SubjectId
 from switchboard_contracts.dsr import DsrFragment
 from switchboard_platform.mongo import Document, MongoDatabase, all_of, delete_matching
 from switchboard_platform.outbox import (
@@ -20,8 +21,9 @@ from switchboard_platform.outbox import (
     outbox_update,
     with_outbox,
 )
+from switchboard_platform.subjects import subject_key
 
-from .domain import DsrStatus
+from .domain import EXPORTING, DsrStatus
 
 REQUESTS = "dsr_requests"
 FRAGMENTS = "dsr_fragments"
@@ -103,6 +105,29 @@ class DsrStore:
             [("service", 1), ("part", 1)]
         )
         return [doc async for doc in cursor]
+
+    async def exported_about(self, keys: set[str], tenant_id: str | None) -> list[str]:
+        """The access and portability requests naming any of these subject keys (of this
+        tenant, or of all tenants for None, as an erasure order reaches them)."""
+        query: Document = {"right": {"$in": [str(r) for r in EXPORTING]}}
+        projection = {"identifiers": 1, "tenant_id": 1}
+        found = []
+        async for doc in self._requests.find(query, projection):
+            if tenant_id is not None and doc.get("tenant_id") not in (None, tenant_id):
+                continue
+            named = {subject_key(SubjectId.model_validate(i)) for i in doc["identifiers"]}
+            if named & keys:
+                found.append(str(doc["_id"]))
+        return found
+
+    async def erase_fragments_of(self, request_ids: list[str], tenant_id: str | None) -> int:
+        """Delete the kept answers of these requests (of one tenant's records, or all)."""
+        if not request_ids:
+            return 0
+        clauses: list[Document] = [{"request_id": {"$in": request_ids}}]
+        if tenant_id is not None:
+            clauses.append({"tenant_id": tenant_id})
+        return await delete_matching(self._fragments, all_of(*clauses))
 
     async def erase_fragments(self, cutoff: datetime, tenant_id: str | None) -> int:
         """Delete the kept answers whose clock ran out (the service's own call data)."""

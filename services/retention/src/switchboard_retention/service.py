@@ -112,8 +112,6 @@ class RetentionService:
         leaving = await self._tenants.due(as_of, tenant_id)
         orders = category_orders(sweep_id, as_of, carried, tenant_id)
         orders += tenant_orders(sweep_id, as_of, leaving, carried)
-        cutoff = policy_for(DataCategory.CALL_DATA).period.before(as_of)
-        own_erased = await self._requests.erase_fragments(cutoff, tenant_id)
         doc: Document = {
             "_id": sweep_id,
             "as_of": as_of,
@@ -126,13 +124,17 @@ class RetentionService:
             "participants": list(self.participants),
             "answered": [],
             "holds": [h.id for h in holds],
-            "own_erased": own_erased,
+            "own_erased": 0,
             "status": str(SweepStatus.RUNNING),
             "deadline_ms": epoch_ms(now + self._timeout),
         }
         if not await self._sweeps.insert(doc, [order_event(o) for o in orders]):
-            return sweep_id
-        if own_erased:  # the service's own copies of answers: proven like everyone's
+            return sweep_id  # issued already (another replica took this slot): it erases
+        # the service's own copies of answers, erased only by the replica that issued the
+        # sweep, after it is recorded: proven like everyone's (R-RET-6)
+        cutoff = policy_for(DataCategory.CALL_DATA).period.before(as_of)
+        own_erased = await self._requests.erase_fragments(cutoff, tenant_id)
+        if own_erased:
             own = RetentionCompleted(
                 request_id=f"{sweep_id}:own",
                 service="retention",
@@ -144,6 +146,7 @@ class RetentionService:
                 completed_at=self._clock(),
             )
             await self._receipts.append(own, new_id())
+            await self._sweeps.set_own_erased(sweep_id, own_erased)
         settled = [t for t in leaving if not any(h.touches_tenant(t) for h in holds)]
         await self._tenants.offboarded(settled, sweep_id)
         self._events_written()

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from switchboard_contracts import Event, make_event
+from switchboard_contracts.categories import DataCategory, RecordCount
 from switchboard_contracts.common import SubjectId
 from switchboard_contracts.dsr import Correction, DataSubjectRight, DsrFragment, DsrRequested
 from switchboard_contracts.retention import (
@@ -19,6 +20,7 @@ from switchboard_contracts.retention import (
 )
 from switchboard_platform.errors import Conflict, NotFound
 from switchboard_platform.mongo import Document, as_utc
+from switchboard_platform.subjects import subject_key
 
 from . import metrics
 from .domain import (
@@ -37,11 +39,12 @@ from .domain import (
     new_id,
     utc_now,
 )
-from .dsr_store import DsrStore
+from .dsr_store import FRAGMENTS, DsrStore
 from .holds import HoldStore
 from .policies import retention_periods
 
 log = logging.getLogger(__name__)
+SERVICE = "retention"  # its own part of an erasure's answer
 Clock = Callable[[], datetime]
 
 
@@ -124,6 +127,8 @@ class DsrService:
         await self._requests.insert(doc, [await self._ask(doc)])
         self._events_written()
         log.info("data-subject request recorded", extra={"request_id": request_id})
+        if new.right == DataSubjectRight.ERASURE:
+            await self._erase_own(doc)
         stored = await self._requests.get(request_id)
         assert stored is not None
         return stored
@@ -236,6 +241,24 @@ class DsrService:
         prefix = "lift_" if fragment.lifted else ""
         await self._answered(doc["_id"], fragment.service, summary, prefix)
 
+    async def _erase_own(self, doc: Document) -> None:
+        """What this service holds about the subject: the answers it kept of their earlier
+        access and portability requests, the services' full records about them (R-DSR-17).
+
+        Answered as retention's own part of the erasure, after the request is stored (a
+        crash in between: `tick` does it). Those answers' own clock is the call data's.
+        """
+        keys = {subject_key(SubjectId.model_validate(i)) for i in doc["identifiers"]}
+        tenant = doc.get("tenant_id")
+        erased = await self._requests.erase_fragments_of(
+            await self._requests.exported_about(keys, tenant), tenant
+        )
+        count = RecordCount(category=DataCategory.CALL_DATA, collection=FRAGMENTS, count=erased)
+        summary = _summary([count] if erased else [], answered_at=self._clock().isoformat())
+        await self._answered(doc["_id"], SERVICE, summary, "")
+        if erased:
+            log.info("kept answers erased", extra={"request_id": doc["_id"], "count": erased})
+
     async def record_erasure(self, receipt: RetentionCompleted) -> None:
         """A service's receipt for an erasure request is its part of the answer (R-DSR-17)."""
         doc = await self._requests.get(receipt.request_id)
@@ -293,6 +316,8 @@ class DsrService:
         refresh the deadline gauges (R-DSR-T)."""
         counts = dict.fromkeys(Deadline, 0)
         for doc in await self._requests.unfinished():
+            if doc["right"] == DataSubjectRight.ERASURE and SERVICE not in doc["answered"]:
+                await self._erase_own(doc)  # stopped between recording and erasing
             await self._settle(doc, now)
             state = self.deadline_of(doc, now)
             if state is not None:

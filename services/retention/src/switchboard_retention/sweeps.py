@@ -64,6 +64,10 @@ class SweepStore:
             return_document=ReturnDocument.AFTER,
         )
 
+    async def set_own_erased(self, sweep_id: str, count: int) -> None:
+        """How many of its own kept answers the sweep erased."""
+        await self._sweeps.update_one({"_id": sweep_id}, {"$set": {"own_erased": count}})
+
     async def set_status(self, sweep_id: str, status: SweepStatus, at_ms: int) -> None:
         """Move a sweep to `status` (a completed sweep stays completed)."""
         await self._sweeps.update_one(

@@ -351,3 +351,35 @@ async def test_r_dsr_18_and_r_dsr_21_restriction_and_objection_are_recorded_and_
     for participant in suite.participants():
         assert await participant.is_restricted(tenant, who, legal_basis=LEGITIMATE_INTEREST)
         assert not await participant.is_restricted(tenant, who, legal_basis="contract")
+
+
+async def test_r_dsr_17_erasure_also_erases_the_answers_kept_of_the_subjects_access_request(
+    suite: Suite,
+) -> None:
+    """An access answer kept for its export holds the services' full records about the
+    subject: their erasure reaches it too, and the erasure's answer says so."""
+    tenant, phone = await _tenant(suite), _phone()
+    call = await _call(suite, tenant, phone, _name(), days_ago=1)
+    someone_else = _phone()
+    await _call(suite, tenant, someone_else, _name(), days_ago=1)
+    access = await _dsr(suite, right="access", identifiers=[{"kind": "phone", "value": phone}])
+    other = await _dsr(
+        suite, right="access", identifiers=[{"kind": "phone", "value": someone_else}]
+    )
+
+    async def exported(request: dict[str, Any]) -> dict[str, list[Any]]:
+        url = f"/v1/dsr/{request['id']}/export"
+        export = (await suite.retention.get(url, headers=OPERATOR)).json()
+        return {s["service"]: s["records"] for s in export["services"]}
+
+    assert {r["data"]["call_id"] for r in (await exported(access))["notes"]} == {call}
+    kept = await suite.retention_db.dsr_fragments.count_documents({"request_id": access["id"]})
+    assert kept >= 2  # intake's and notes' answers at least
+
+    erasure = await _dsr(suite, right="erasure", identifiers=[{"kind": "phone", "value": phone}])
+    parts = {p["service"]: p for p in erasure["parts"]}
+    assert parts["retention"]["counts"] == [
+        {"category": "call_data", "collection": "dsr_fragments", "count": kept}
+    ]
+    assert await exported(access) == {}
+    assert (await exported(other))["notes"]  # another subject's answer stays

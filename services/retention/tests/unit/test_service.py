@@ -16,8 +16,8 @@ from switchboard_retention.sweeps import SweepStore
 from switchboard_retention.tenants import TenantStore
 
 
-def _service(*, production: bool) -> RetentionService:
-    db = FakeDatabase()
+def _service(*, production: bool, db: FakeDatabase | None = None) -> RetentionService:
+    db = db or FakeDatabase()
     return RetentionService(
         sweeps=SweepStore(db),  # type: ignore[arg-type]
         holds=HoldStore(db),  # type: ignore[arg-type]
@@ -45,3 +45,26 @@ async def test_a_sweep_in_test_orders_every_category_and_waits_for_the_participa
     assert sweep["status"] == "running"
     assert len(sweep["orders"]) == 5
     assert {m["service"] for m in sweep["missing"]} == {"notes"}
+
+
+async def test_r_ret_6_only_the_replica_that_issues_a_sweep_erases_its_own_kept_answers() -> None:
+    """Replicas race for a scheduled slot; the one whose sweep was not recorded must not
+    erase anything, or that erasure would be proven nowhere."""
+    db = FakeDatabase()
+    first, second = _service(production=False, db=db), _service(production=False, db=db)
+    long_ago = datetime.now(UTC) - timedelta(days=90)
+    fragments = db["dsr_fragments"]
+    for i in range(3):
+        await fragments.insert_one(
+            {"_id": f"f{i}", "request_id": "r", "category": "call_data", "retention_from": long_ago}
+        )
+    sweep_id = await first.start_sweep(requested_by="system:schedule", sweep_id="scheduled-1")
+    assert (await first.sweep(sweep_id))["own_erased"] == 3
+    [own] = await ReceiptStore(db).page(request_id=f"{sweep_id}:own")  # type: ignore[arg-type]
+    assert own["erased"][0]["count"] == 3
+
+    await fragments.insert_one(
+        {"_id": "late", "request_id": "r", "category": "call_data", "retention_from": long_ago}
+    )
+    assert await second.start_sweep(requested_by="system:schedule", sweep_id=sweep_id) == sweep_id
+    assert await fragments.count_documents({}) == 1  # left for the next sweep, which proves it
