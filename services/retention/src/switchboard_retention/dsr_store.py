@@ -129,12 +129,14 @@ class DsrStore:
             clauses.append({"tenant_id": tenant_id})
         return await delete_matching(self._fragments, all_of(*clauses))
 
-    async def erase_fragments(self, cutoff: datetime, tenant_id: str | None) -> int:
-        """Delete the kept answers whose clock ran out (the service's own call data)."""
-        clauses: list[Document] = [
-            {"category": str(DataCategory.CALL_DATA)},
-            {"retention_from": {"$lt": cutoff}},
-        ]
+    async def erase_fragments(self, cutoff: datetime | None, tenant_id: str | None) -> int:
+        """Delete the kept answers whose clock ran out (the service's own call data), or
+        with no `cutoff` all of the tenant's."""
+        if cutoff is None and tenant_id is None:
+            raise ValueError("erasing every kept answer needs a cutoff or a tenant")
+        clauses: list[Document] = [{"category": str(DataCategory.CALL_DATA)}]
+        if cutoff is not None:
+            clauses.append({"retention_from": {"$lt": cutoff}})
         if tenant_id is not None:
             clauses.append({"tenant_id": tenant_id})
         return await delete_matching(self._fragments, all_of(*clauses))

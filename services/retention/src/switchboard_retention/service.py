@@ -134,6 +134,9 @@ class RetentionService:
         # sweep, after it is recorded: proven like everyone's (R-RET-6)
         cutoff = policy_for(DataCategory.CALL_DATA).period.before(as_of)
         own_erased = await self._requests.erase_fragments(cutoff, tenant_id)
+        settled = [t for t in leaving if not any(h.touches_tenant(t) for h in holds)]
+        for offboarded in settled:  # an offboarded tenant's kept answers go with it (R-RET-4)
+            own_erased += await self._requests.erase_fragments(None, offboarded)
         if own_erased:
             own = RetentionCompleted(
                 request_id=f"{sweep_id}:own",
@@ -147,7 +150,6 @@ class RetentionService:
             )
             await self._receipts.append(own, new_id())
             await self._sweeps.set_own_erased(sweep_id, own_erased)
-        settled = [t for t in leaving if not any(h.touches_tenant(t) for h in holds)]
         await self._tenants.offboarded(settled, sweep_id)
         self._events_written()
         log.info("sweep issued", extra={"sweep_id": sweep_id, "orders": len(orders)})

@@ -68,3 +68,25 @@ async def test_r_ret_6_only_the_replica_that_issues_a_sweep_erases_its_own_kept_
     )
     assert await second.start_sweep(requested_by="system:schedule", sweep_id=sweep_id) == sweep_id
     assert await fragments.count_documents({}) == 1  # left for the next sweep, which proves it
+
+
+async def test_r_ret_4_an_offboarded_tenants_kept_answers_go_with_it() -> None:
+    db = FakeDatabase()
+    service = _service(production=False, db=db)
+    six_years_ago = datetime.now(UTC) - timedelta(days=6 * 365)
+    await db["tenants"].insert_one(
+        {"_id": "gone", "status": "terminated", "clock_ms": int(six_years_ago.timestamp() * 1000)}
+    )
+    recent = datetime.now(UTC) - timedelta(days=1)
+    for tenant in ("gone", "gone", "staying"):
+        await db["dsr_fragments"].insert_one(
+            {
+                "request_id": "r",
+                "tenant_id": tenant,
+                "category": "call_data",
+                "retention_from": recent,
+            }
+        )
+    sweep_id = await service.start_sweep(requested_by="op")
+    assert (await service.sweep(sweep_id))["own_erased"] == 2
+    assert [d["tenant_id"] async for d in db["dsr_fragments"].find({})] == ["staying"]
