@@ -20,7 +20,7 @@ import ipaddress
 import re
 import socket
 import unicodedata
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated
 from urllib.parse import urlsplit
 
@@ -31,6 +31,7 @@ from pydantic import AfterValidator, AwareDatetime, StringConstraints
 from .domain_errors import Unprocessable
 
 __all__ = [
+    "Day",
     "Email",
     "FreeText",
     "InvalidInput",
@@ -202,6 +203,18 @@ def check_public_link(raw: str, *, require_https: bool = False) -> str:
 
 Moment = Annotated[AwareDatetime, AfterValidator(check_moment)]
 """A point in time with a UTC offset, within 1900-2200, stored in UTC."""
+
+
+def check_day(day: date) -> date:
+    """A calendar day between 1900 and 2199; InvalidInput otherwise (a date in year 9999
+    would stop a retention clock that starts from it from ever running out)."""
+    if not EARLIEST.year <= day.year < LATEST.year:
+        raise InvalidInput("lies outside the years 1900 to 2200")
+    return day
+
+
+Day = Annotated[date, AfterValidator(check_day)]
+"""A calendar day within 1900-2200."""
 Name = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated, Any
 
 from pydantic import (
@@ -19,6 +19,7 @@ from pydantic import (
 from switchboard_contracts.common import Identifier
 from switchboard_contracts.tenants import Channel, ContractStatus, Industry
 from switchboard_platform.inputs import (
+    Day,
     Email,
     FreeText,
     Line,
@@ -96,8 +97,8 @@ class TenantCreate(_Body):
     name: Name
     industry: Industry
     contract_status: ContractStatus = ContractStatus.PROSPECT
-    contract_signed_on: date | None = None
-    contract_terminated_on: date | None = Field(
+    contract_signed_on: Day | None = None
+    contract_terminated_on: Day | None = Field(
         default=None, description="Defaults to today when the status is `terminated`"
     )
     forwarding_numbers: Numbers = []
@@ -119,8 +120,8 @@ class TenantUpdate(_Body):
     name: Name | None = None
     industry: Industry | None = None
     contract_status: ContractStatus | None = None
-    contract_signed_on: date | None = None
-    contract_terminated_on: date | None = None
+    contract_signed_on: Day | None = None
+    contract_terminated_on: Day | None = None
     forwarding_numbers: Numbers | None = None
     call_hours: Windows | None = None
     break_hours: Windows | None = None

@@ -39,6 +39,12 @@ TENANT_CASES = {
         {"contract_status": "active", "contract_terminated_on": "2025-01-31"},
         ["contract_terminated_on"],
     ),
+    # a clock starting in year 9999 would never run out (R-RET-4)
+    "termination date beyond 2200": (
+        {"contract_status": "terminated", "contract_terminated_on": "9999-12-31"},
+        ["contract_terminated_on"],
+    ),
+    "signing date before 1900": ({"contract_signed_on": "1800-01-01"}, ["contract_signed_on"]),
     "misspelt field": ({"forwarding_number": ["0241 1234567"]}, ["forwarding_number"]),
 }
 

@@ -20,6 +20,7 @@ from switchboard_contracts.categories import DataCategory
 from switchboard_contracts.common import SubjectId, SubjectKind
 from switchboard_contracts.dsr import DataSubjectRight
 from switchboard_platform.inputs import (
+    Day,
     FreeText,
     Moment,
     check_email,
@@ -107,7 +108,7 @@ class HoldCreate(Input):
     subject: SubjectIn | None = None
     category: DataCategory | None = None
     reason: Reason
-    until: date
+    until: Day
 
     @model_validator(mode="after")
     def _covers_something(self) -> Self:

@@ -129,6 +129,11 @@ async def test_r_sec_2_only_operators_reach_the_retention_api(
         ),
         (
             "/v1/holds",
+            {"tenant_id": "t1", "reason": "audit", "until": "9999-12-31"},
+            ["body", "until"],
+        ),
+        (
+            "/v1/holds",
             {"subject": {"kind": "phone", "value": "12"}, "reason": "r", "until": "2030-01-01"},
             ["body", "subject", "value"],
         ),
