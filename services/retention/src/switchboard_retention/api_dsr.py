@@ -12,7 +12,7 @@ from switchboard_platform.auth import OperatorUser
 from switchboard_platform.http import api_router
 
 from .domain import Deadline, DsrStatus
-from .export import ZIP, export_json, export_zip
+from .export import ZIP, export_json, export_zip, wants_zip
 from .schemas import DsrCreate, DsrCreated, DsrPublic, ExtensionCreate
 from .subject_requests import DsrService, NewRequest
 
@@ -126,7 +126,7 @@ async def export(
 ) -> Response:
     """The assembled answer of every service (Art. 15(3)); `Accept: application/zip` for a
     ZIP of one JSON file per service (Art. 20)."""
-    as_zip = ZIP in (accept or "")
+    as_zip = wants_zip(accept)
     doc, fragments = await service.export(
         request_id, f"operator:{principal.sub}", ZIP if as_zip else "application/json"
     )

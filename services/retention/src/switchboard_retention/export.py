@@ -15,6 +15,32 @@ from typing import Any
 from switchboard_platform.mongo import Document, as_utc
 
 ZIP = "application/zip"
+JSON = "application/json"
+
+
+def wants_zip(accept: str | None) -> bool:
+    """Whether an `Accept` header prefers the ZIP to JSON (RFC 9110 §12.5.1: media types
+    compared without case, `q` weights, `*/*` and `application/*` as wildcards that a type
+    named exactly overrides); JSON when it prefers neither, or says nothing."""
+    exact: dict[str, float] = {}
+    wildcard = 0.0
+    for item in (accept or "").split(","):
+        media, *params = (part.strip() for part in item.split(";"))
+        q = 1.0
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    q = min(max(float(value), 0.0), 1.0)
+                except ValueError:
+                    q = 0.0
+        media = media.lower()
+        if media in (ZIP, JSON):
+            exact[media] = max(exact.get(media, 0.0), q)
+        elif media in ("*/*", "application/*"):
+            wildcard = max(wildcard, q)
+    zip_q, json_q = exact.get(ZIP, wildcard), exact.get(JSON, wildcard)
+    return zip_q > 0 and zip_q > json_q
 
 
 def _request(doc: Document) -> dict[str, Any]:

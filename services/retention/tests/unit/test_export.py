@@ -8,7 +8,9 @@ import zipfile
 from datetime import UTC, datetime
 from typing import Any
 
-from switchboard_retention.export import export_json, export_zip
+import pytest
+
+from switchboard_retention.export import export_json, export_zip, wants_zip
 
 REQUEST = {
     "_id": "d1",
@@ -57,3 +59,27 @@ def test_r_dsr_20_the_zip_holds_one_json_file_per_service() -> None:
     assert len(notes["records"]) == 3
     assert notes["counts"][0]["count"] == 3
     assert json.loads(archive.read("request.json"))["missing"] == ["notify"]
+
+
+@pytest.mark.parametrize(
+    ("accept", "zip_wanted"),
+    [
+        (None, False),
+        ("", False),
+        ("application/json", False),
+        ("*/*", False),  # no preference: JSON
+        ("application/zip", True),
+        ("APPLICATION/ZIP", True),  # media types ignore case
+        ("application/zip;q=0", False),  # refused outright
+        ("application/json, application/zip;q=0.1", False),
+        ("application/json;q=0.5, application/zip", True),
+        ("application/zipx", False),
+        ("*/*;q=0.1, application/zip", True),
+        ("application/zip;q=0, */*", False),  # an exact type overrides the wildcard
+        ("application/zip;q=abc", False),
+    ],
+)
+def test_r_dsr_20_the_export_format_follows_the_accept_header(
+    accept: str | None, zip_wanted: bool
+) -> None:
+    assert wants_zip(accept) is zip_wanted
