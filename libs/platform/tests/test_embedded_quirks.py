@@ -49,6 +49,17 @@ async def test_delete_many_with_in_on_a_field_deletes_exactly_the_matches(
     assert (result.deleted_count, left) == (2, [1, 3])
 
 
+@pytest.mark.xfail(
+    EMBEDDED,
+    reason="nx-27017: an `_id` of 24 hex digits matches whatever their case (as if it were "
+    "an ObjectId); code that looks up by such an id checks the id it got back",
+    strict=True,
+)
+async def test_a_string_id_of_24_hex_digits_matches_only_its_own_case(db: MongoDatabase) -> None:
+    await db.q.insert_one({"_id": "6b0b189a92df63b8616d3bc0"})
+    assert await db.q.find_one({"_id": "6B0B189A92DF63B8616D3BC0"}) is None
+
+
 async def test_delete_matching_deletes_exactly_the_matches_on_every_server(
     db: MongoDatabase,
 ) -> None:

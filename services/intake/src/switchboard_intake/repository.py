@@ -94,7 +94,8 @@ class IntakeRepository:
     async def find_tenant(self, tenant_id: str) -> Tenant | None:
         """The tenant with this id, if any."""
         doc = await self._tenants.find_one({"_id": tenant_id}, outbox_fields_excluded())
-        return None if doc is None else _tenant(doc)
+        # exactly this id: nx-27017 matches a 24-hex-digit `_id` ignoring case, MongoDB not
+        return None if doc is None or doc["_id"] != tenant_id else _tenant(doc)
 
     async def tenant_owning(self, number: str) -> Tenant | None:
         """The tenant a forwarding number belongs to (R-CALL-2), if any."""

@@ -189,3 +189,22 @@ async def test_unknown_tenant_is_404(intake, operator):
     patched = await intake.patch(f"/v1/tenants/{missing}", json={"notes": "x"}, headers=operator)
 
     assert (read.status_code, patched.status_code) == (404, 404)
+
+
+async def test_a_tenant_id_in_another_case_is_no_tenant_on_every_server(
+    intake, operator, agent, call_body
+):
+    """Ids are compared exactly, as MongoDB does (nx-27017 would match a 24-hex `_id` in
+    any case): an upper-cased id neither reads the tenant nor takes a call for it."""
+    created = await intake.post(
+        "/v1/tenants",
+        json={"name": "Fall", "industry": "other", "contract_status": "active"},
+        headers=operator,
+    )
+    shouted = created.json()["id"].upper()
+    assert (await intake.get(f"/v1/tenants/{shouted}", headers=operator)).status_code == 404
+    body = call_body(tenant_id=shouted)
+    body.pop("dialed_number", None)
+    refused = await intake.post("/v1/calls", json=body, headers=agent)
+    assert refused.status_code == 422
+    assert refused.json()["detail"][0]["loc"] == ["body", "tenant_id"]
