@@ -197,22 +197,24 @@ async def _closed_loop(pipeline: Pipeline, concurrency: int, until: float) -> li
 
 
 async def run_baseline(spec: BaselineSpec) -> dict[str, Any]:
-    """A steady-rate step (latency) and a closed-loop step (throughput) of the bare I/O."""
+    """A steady-rate step (latency; skipped at `rate_duration_s` 0) and a closed-loop step
+    (throughput) of the bare I/O."""
     pipeline = Pipeline(spec)
     await pipeline.start()
     try:
         await _open_loop(pipeline, 20, 1.0)  # warm-up, not reported
         meter = CpuMeter({**spec.server_pids, "baseline": os.getpid()})
         result: dict[str, Any] = {}
-        started = time.monotonic()
-        meter.start(started)
-        calls = await _open_loop(pipeline, spec.rate_per_s, spec.rate_duration_s)
-        window_end = started + spec.rate_duration_s
-        await pipeline.drain(calls)
-        result["rate"] = summarize_step(
-            calls, started, window_end, pipeline.watcher.arrivals, spec.rate_per_s
-        )
-        result["rate"]["cpu_cores"] = meter.shares(time.monotonic())
+        if spec.rate_duration_s > 0:
+            started = time.monotonic()
+            meter.start(started)
+            calls = await _open_loop(pipeline, spec.rate_per_s, spec.rate_duration_s)
+            window_end = started + spec.rate_duration_s
+            await pipeline.drain(calls)
+            result["rate"] = summarize_step(
+                calls, started, window_end, pipeline.watcher.arrivals, spec.rate_per_s
+            )
+            result["rate"]["cpu_cores"] = meter.shares(time.monotonic())
         started = time.monotonic()
         meter.start(started)
         window_end = started + spec.max_duration_s

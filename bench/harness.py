@@ -7,6 +7,7 @@ import json
 import multiprocessing
 import os
 import re
+import signal
 import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -26,6 +27,7 @@ from .procs import CpuMeter, peak_rss_mib, rss_mib
 from .stats import cpu_ms_per_call, summarize_step
 
 _SPAWN = multiprocessing.get_context("spawn")
+FETCH_MAX_WAIT_MS = 20  # what ServiceProcess gives the services; the baseline waits as long
 
 
 @dataclass(frozen=True)
@@ -57,17 +59,18 @@ def _in_process(target: Any, spec: Any) -> tuple[multiprocessing.process.BasePro
     return process, parent
 
 
-def run_baseline(plan: Plan, servers: Servers, fetch_max_wait_ms: int) -> dict[str, Any]:
-    """The bare-I/O baseline in its own process, before the services start."""
+def run_baseline(plan: Plan, servers: Servers, *, rate_step: bool = True) -> dict[str, Any]:
+    """The bare-I/O baseline in its own process: its 100/s step (unless not `rate_step`),
+    then its closed-loop maximum."""
     spec = BaselineSpec(
         bootstrap_servers=servers.kafka.bootstrap_servers,
         mongodb_url=servers.mongo.url,
         tenants=[f"baseline-tenant-{i}" for i in range(plan.tenants)],
         rate_per_s=100.0,
-        rate_duration_s=min(plan.step_s, 6.0),
+        rate_duration_s=min(plan.step_s, 6.0) if rate_step else 0.0,
         concurrency=plan.concurrency,
         max_duration_s=plan.max_s,
-        fetch_max_wait_ms=fetch_max_wait_ms,
+        fetch_max_wait_ms=int(plan.env.get("KAFKA_FETCH_MAX_WAIT_MS", FETCH_MAX_WAIT_MS)),
         server_pids={
             name: pid
             for name, pid in (("tansu", servers.kafka.pid), ("nx-27017", servers.mongo.pid))
@@ -176,6 +179,27 @@ class SuiteDriver:
         summary["foreign_cores_per_attempt"] = attempts
         return summary
 
+    async def baseline_again(self) -> dict[str, Any]:
+        """The baseline's maximum once more, right after the suite's, as it ran before:
+        with every service process frozen (SIGSTOP) and the topic watcher paused. Then
+        the services thaw and a warm-up step waits until they carry calls again (a frozen
+        consumer misses its heartbeats and joins its group anew)."""
+        processes = [p for group in self.groups.values() for p in group if p.pid is not None]
+        for process in processes:
+            os.kill(process.pid or 0, signal.SIGSTOP)
+        self.watcher.pause()
+        try:
+            result = await asyncio.to_thread(run_baseline, self.plan, self.servers, rate_step=False)
+        finally:
+            self.watcher.resume()
+            for process in processes:
+                os.kill(process.pid or 0, signal.SIGCONT)
+        for process in processes:
+            await asyncio.to_thread(process.wait_ready)
+        await self.step("warm-up again", rate=50, duration_s=2)
+        await self.settle()
+        return result
+
     async def settle(self, timeout_s: float = 90.0) -> None:
         """Wait until notes caught up with everything intake accepted: notes' lag on the
         topic and intake's own unpublished calls, the two gauges its push-back adds up."""
@@ -231,10 +255,13 @@ def _per_service(shares: dict[str, float]) -> dict[str, float]:
 async def drive_suite(
     plan: Plan, servers: Servers, groups: dict[str, list[ServiceProcess]], out_dir: Path
 ) -> dict[str, Any]:
-    """Warm up, the closed-loop maximum (and its profile), then every steady rate.
+    """Warm up, the closed-loop maximum, the baseline's maximum again (with a baseline), the
+    profile, then every steady rate.
 
     The maximum comes first: the embedded broker gets slower per message as it fills (its
-    memory storage), and the baseline before it ran on an empty one.
+    memory storage), and the baseline before it ran on an emptier one. The baseline's second
+    maximum, on a fuller broker and minutes later, brackets the suite's: the ratio is taken
+    against the mean of the two, which damps the machine's drift within the run.
     """
     driver = SuiteDriver(plan, servers, groups)
     await driver.start()
@@ -246,6 +273,9 @@ async def drive_suite(
             label, concurrency=plan.concurrency, end_to_end=True, duration_s=plan.max_s
         )
         print(_line(result["max"]), flush=True)
+        if plan.baseline:
+            result["baseline_after"] = await driver.baseline_again()
+            print(f"baseline after: {json.dumps(result['baseline_after']['max'])}", flush=True)
         if plan.profile:
             result["profiled_max"] = await driver.step(
                 f"{label} (py-spy)",

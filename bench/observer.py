@@ -87,6 +87,14 @@ class TopicWatcher:
         finally:
             self._waiters.pop(call_id, None)
 
+    def pause(self) -> None:
+        """Stop fetching (the baseline runs alone on the broker) until `resume`."""
+        self._consumer.pause(*self._consumer.assignment())
+
+    def resume(self) -> None:
+        """Fetch again from where it paused."""
+        self._consumer.resume(*self._consumer.assignment())
+
     async def stop(self) -> None:
         """Stop reading and close the consumer."""
         if self._task is not None:

@@ -32,8 +32,15 @@ def verdict(result: dict[str, Any]) -> dict[str, Any]:
             (s["offered_per_s"] for s in steady), default=None
         )
     if baseline and "max" in suite:
-        out["baseline_max_per_s"] = round(sustained(baseline["max"]), 1)
-        ratio = sustained(suite["max"]) / max(sustained(baseline["max"]), 1e-9)
+        before = sustained(baseline["max"])
+        after = sustained(suite["baseline_after"]["max"]) if "baseline_after" in suite else None
+        reference = before if after is None else (before + after) / 2
+        out["baseline_max_per_s"] = round(reference, 1)
+        if after is not None:
+            out["baseline_max_before_per_s"] = round(before, 1)
+            out["baseline_max_after_per_s"] = round(after, 1)
+            out["throughput_ratio_to_before"] = round(sustained(suite["max"]) / before, 2)
+        ratio = sustained(suite["max"]) / max(reference, 1e-9)
         out["throughput_ratio"] = round(ratio, 2)
         out["throughput_target_met"] = ratio >= THROUGHPUT_RATIO_TARGET
     for rate, target in P99_TARGETS_MS.items():
@@ -123,6 +130,9 @@ def markdown(result: dict[str, Any]) -> str:
         if key in baseline:
             label = f"{name} c={baseline[key]['concurrency']}" if key == "max" else name
             lines.append(_row(label, baseline[key]))
+    if "baseline_after" in suite:
+        after = suite["baseline_after"]["max"]
+        lines.append(_row(f"baseline max c={after['concurrency']}, after", after))
     if "peak_rss_mib" in suite:
         peaks = ", ".join(f"{k} {v:g}" for k, v in suite["peak_rss_mib"].items() if v)
         lines += ["", f"Peak RSS (VmHWM), MiB: {peaks}"]
