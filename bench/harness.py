@@ -200,9 +200,10 @@ class SuiteDriver:
         await self.settle()
         return result
 
-    async def settle(self, timeout_s: float = 90.0) -> None:
+    async def settle(self, timeout_s: float = 90.0) -> bool:
         """Wait until notes caught up with everything intake accepted: notes' lag on the
-        topic and intake's own unpublished calls, the two gauges its push-back adds up."""
+        topic and intake's own unpublished calls, the two gauges its push-back adds up;
+        False if they did not reach zero in time."""
         url = f"{self.services['intake'].url}/metrics"
         deadline = time.monotonic() + timeout_s
         async with httpx.AsyncClient(timeout=5) as client:
@@ -211,8 +212,9 @@ class SuiteDriver:
                 lags = _gauge(text, "switchboard_intake_downstream_lag_messages{")
                 unpublished = _gauge(text, "switchboard_intake_unpublished_calls ")
                 if lags and max(lags) == 0 and not any(unpublished):
-                    return
+                    return True
                 await asyncio.sleep(0.5)
+        return False
 
     async def _wait_for_notes(self, result: LoadResult, timeout_s: float = 30.0) -> None:
         accepted = [c[0] for c in result.calls if c[4] == 201]
@@ -301,9 +303,11 @@ async def drive_suite(
         if plan.episodes:
             intake, notes = driver.services["intake"], driver.services["notes"]
             number = driver.numbers[0]
+            # from an empty backlog: the overloaded step before may have left one
+            result["settled_before_backpressure"] = await driver.settle()
             result["backpressure"] = await episodes.backpressure(intake.url, notes, number)
             print(f"backpressure: {result['backpressure']}", flush=True)
-            await driver.settle()
+            result["settled_before_restart"] = await driver.settle()
             result["restart"] = await episodes.restart(intake, notes, number, driver.watcher)
             print(f"restart: {result['restart']}", flush=True)
         result["duplicate_note_events"] = driver.watcher.duplicates
