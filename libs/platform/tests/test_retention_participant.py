@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from switchboard_contracts import Event, decode, make_event
+from switchboard_contracts.calls import CallReceived
 from switchboard_contracts.categories import DataCategory
 from switchboard_contracts.common import SubjectId, SubjectKind
 from switchboard_contracts.dsr import Correction, DataSubjectRight, DsrFragment, DsrRequested
@@ -27,7 +28,9 @@ from switchboard_contracts.retention import (
     SubjectScope,
     TenantScope,
 )
+from switchboard_contracts.samples import sample_payload
 from switchboard_platform.mongo import MongoDatabase, create_mongo_client
+from switchboard_platform.outbox import PARKED, OutboxStore, PendingEntry, _entry
 from switchboard_platform.retention_participant import (
     LEGITIMATE_INTEREST,
     Inventory,
@@ -233,6 +236,32 @@ async def test_tenant_erasure_takes_everything_of_the_tenant_and_answers_once(
         ("calls", 1),
         ("profiles", 1),
     ]
+
+
+async def test_r_ret_1_events_the_outbox_parked_are_erased_by_sweeps_and_with_their_tenant(
+    db: MongoDatabase, participant: RetentionParticipant
+) -> None:
+    """A parked event may carry a caller's data: no service lists `_outbox_parked` in its
+    inventory, the participant adds it for all of them."""
+    store = OutboxStore(db, ["calls"])
+    for tenant in ("t1", "t2", "t3"):
+        event = make_event(
+            sample_payload(CallReceived, tenant_id=tenant), tenant_id=tenant, source="/test"
+        )
+        entry = PendingEntry("calls", uuid.uuid4().hex, _entry(event))
+        await store.park(entry, "MessageSizeTooLargeError", "svc")
+    long_ago = NOW - timedelta(days=61)
+    await db[PARKED].update_one({"tenant_id": "t1"}, {"$set": {"retention_from": long_ago}})
+    cutoff = NOW - timedelta(days=60)
+    await participant.on_retention_due(
+        _due(CategoryScope(kind="category", category=DataCategory.CALL_DATA, cutoff=cutoff))
+    )
+    await participant.on_retention_due(
+        _due(TenantScope(kind="tenant", tenant_id="t2"), tenant="t2")
+    )
+    assert [d["tenant_id"] async for d in db[PARKED].find({})] == ["t3"]
+    erased = [(c.collection, c.count) for a in await _answers(db) for c in a.data.erased]
+    assert sorted(erased) == [(PARKED, 1), (PARKED, 1)]
 
 
 async def test_r_dsr_15_access_returns_records_with_purpose_recipients_and_end(

@@ -37,6 +37,7 @@ OUTBOX = "_outbox"
 SINCE = "_outbox_since"
 LAST = "_outbox_last"
 PARKED = "_outbox_parked"
+PARKED_CATEGORY = "call_data"  # DataCategory.CALL_DATA: what an event about a call is
 """Collection of entries set aside after failing to publish for a permanent reason."""
 _LEGACY_PENDING = "_outbox_pending"  # a counter of earlier versions, dropped when cleared
 PENDING: dict[str, Any] = {SINCE: {"$gt": ""}}
@@ -278,7 +279,14 @@ class OutboxStore:
         log.warning("outbox entry cleared, but the document keeps changing; it stays pending")
 
     async def park(self, entry: PendingEntry, reason: str, service: str) -> None:
-        """Set an entry aside (kept for an operator) and remove it from its document."""
+        """Set an entry aside (kept for an operator) and remove it from its document.
+
+        The event may carry personal data: the parked copy is call data of its tenant, with
+        a clock from when it was set aside, so sweeps and offboarding erase it (R-RET-1).
+        """
+        parked_at = datetime.now(UTC)
+        headers = entry.entry.get("headers")
+        tenant = headers.get("ce_tenantid") if isinstance(headers, dict) else None
         await self._db[PARKED].update_one(
             {"_id": entry.id},
             {
@@ -288,7 +296,10 @@ class OutboxStore:
                     "doc_id": entry.doc_id,
                     "entry": entry.entry,
                     "reason": reason,
-                    "parked_at": datetime.now(UTC),
+                    "parked_at": parked_at,
+                    "tenant_id": tenant or entry.entry.get("key"),
+                    "category": PARKED_CATEGORY,
+                    "retention_from": parked_at,
                 }
             },
             upsert=True,

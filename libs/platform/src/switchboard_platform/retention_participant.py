@@ -32,7 +32,7 @@ import logging
 import re
 import unicodedata
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -67,7 +67,13 @@ from .mongo import (
     delete_matching,
     update_matching,
 )
-from .outbox import merge_updates, outbox_fields_excluded, outbox_update, with_outbox
+from .outbox import (
+    PARKED,
+    merge_updates,
+    outbox_fields_excluded,
+    outbox_update,
+    with_outbox,
+)
 from .subjects import subject_ids, subject_key
 from .tenancy import scoped
 
@@ -313,11 +319,20 @@ def _utcnow() -> datetime:
 # --- the participant -----------------------------------------------------------------------
 
 
+PARKED_EVENTS = PersonalData(
+    collection=PARKED,
+    purpose="Events the outbox could not publish, set aside for an operator to look into; "
+    "erased with the call's data 60 days after they were set aside, or with their tenant",
+    private_fields=("entry",),
+)
+
+
 class RetentionParticipant:
     """Answers `retention.due` and `dsr.requested` for one service's `Inventory`."""
 
     def __init__(self, inventory: Inventory, *, clock: Callable[[], datetime] = _utcnow) -> None:
-        self.inventory = inventory
+        # the outbox's parked events are every service's, so no inventory can forget them
+        self.inventory = replace(inventory, collections=(*inventory.collections, PARKED_EVENTS))
         self._clock = clock
         self._database: Callable[[], MongoDatabase] | None = None
         self._wake: Callable[[], None] = lambda: None
@@ -333,6 +348,11 @@ class RetentionParticipant:
     ) -> RuntimeOptions:
         """The service's runtime arguments with the participant's collections and topics added."""
         own: dict[str, Sequence[IndexModel]] = {
+            PARKED: [
+                IndexModel(
+                    [("category", ASCENDING), ("retention_from", ASCENDING)], name="retention"
+                )
+            ],
             self.inventory.answers_collection: [],
             self.inventory.restrictions_collection: [
                 IndexModel([("keys", ASCENDING)], name="restricted_subjects")
