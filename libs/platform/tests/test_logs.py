@@ -122,7 +122,9 @@ def test_exception_messages_are_withheld_unless_the_error_is_a_network_failure(
 class _DeadLetters:
     sent: list[str] = field(default_factory=list)
 
-    async def send(self, record: RawRecord, kind: str, reason: str) -> None:
+    async def send(
+        self, record: RawRecord, kind: str, reason: str, *, without_value: bool = False
+    ) -> None:
         self.sent.append(kind)
 
 
