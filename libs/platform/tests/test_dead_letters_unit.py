@@ -8,7 +8,7 @@ without its value.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from typing import Any
 
 from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
@@ -21,43 +21,32 @@ from switchboard_platform.consumer import (
     is_transient_error,
 )
 from switchboard_platform.health import Health
+from switchboard_platform.testing.fakes import FakeBroker
 
 COMPONENT = "consumer:call.received"
 
 
 @dataclass
-class FlakyBroker:
-    """Raises the given errors in turn, then takes every record."""
+class Refusals:
+    """Refuses the first records with the given errors, then takes every record."""
 
     errors: list[Exception]
-    sent: list[tuple[bytes, str, dict[str, str]]] = field(default_factory=list)
     attempts: int = 0
     refused: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def publish(
-        self,
-        value: bytes,
-        topic: str,
-        *,
-        key: bytes | None = None,
-        headers: dict[str, str] | None = None,
-        no_confirm: bool = False,
-    ) -> asyncio.Future[Any]:
+    def __call__(self, value: bytes, topic: str) -> Exception | None:
         self.attempts += 1
-        if self.errors:
-            self.refused.set()
-            raise self.errors.pop(0)
-        self.sent.append((value, topic, dict(headers or {})))
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        future.set_result(None)
-        return future
+        if not self.errors:
+            return None
+        self.refused.set()
+        return self.errors.pop(0)
 
 
 async def _never_called(event: Any) -> None:
     raise AssertionError("a malformed record reached the handler")
 
 
-def _pipeline(broker: FlakyBroker, health: Health) -> EventPipeline[CallReceived]:
+def _pipeline(broker: FakeBroker, health: Health) -> EventPipeline[CallReceived]:
     return EventPipeline(
         service="unit",
         payload_type=CallReceived,
@@ -80,25 +69,24 @@ MALFORMED = RawRecord(
 async def test_a_dead_letter_the_broker_cannot_take_yet_is_retried_while_readiness_says_why() -> (
     None
 ):
-    broker = FlakyBroker([KafkaTimeoutError(), KafkaTimeoutError()])
-    health = Health()
+    refusals = Refusals([KafkaTimeoutError(), KafkaTimeoutError()])
+    broker, health = FakeBroker(fail=refusals), Health()
     task = asyncio.create_task(_pipeline(broker, health).process(MALFORMED))
-    await asyncio.wait_for(broker.refused.wait(), 5)
+    await asyncio.wait_for(refusals.refused.wait(), 5)
     assert "KafkaTimeoutError" in health.stalled[COMPONENT]
     assert not task.done()  # the record waits: its offset is not handled yet
     await asyncio.wait_for(task, 5)
-    assert broker.attempts == 3
-    [(value, topic, headers)] = broker.sent
+    assert refusals.attempts == 3
+    [(topic, _, value, headers)] = [astuple(p) for p in broker.published]
     assert (value, topic) == (MALFORMED.value, "call.received.dlq")
     assert headers["dlq_error_kind"] == "malformed"
     assert COMPONENT not in health.stalled
 
 
 async def test_a_copy_refused_for_good_goes_again_without_its_value() -> None:
-    broker = FlakyBroker([MessageSizeTooLargeError()])
-    health = Health()
-    await asyncio.wait_for(_pipeline(broker, health).process(MALFORMED), 5)
-    [(value, topic, headers)] = broker.sent
+    broker = FakeBroker(fail=Refusals([MessageSizeTooLargeError()]))
+    await asyncio.wait_for(_pipeline(broker, Health()).process(MALFORMED), 5)
+    [(topic, _, value, headers)] = [astuple(p) for p in broker.published]
     assert (value, topic) == (b"", "call.received.dlq")
     assert headers["dlq_value_omitted"]
     assert headers["dlq_original_offset"] == "7"
