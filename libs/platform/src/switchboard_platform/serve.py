@@ -81,6 +81,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         body = b'{"detail":"request headers too large"}'
         self.transport.write(
             b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
+            b"cache-control: no-store\r\nx-content-type-options: nosniff\r\n"  # as every answer
             b"content-length: " + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n" + body
         )
         self.transport.close()

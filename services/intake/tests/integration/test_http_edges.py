@@ -107,6 +107,9 @@ def test_a_two_megabyte_authorization_header_is_a_431_before_it_is_parsed(
     answer = _read_all(sock)
     sock.close()
     assert answer.startswith(b"HTTP/1.1 431")
+    head = answer.split(b"\r\n\r\n")[0].lower()
+    assert b"cache-control: no-store" in head
+    assert b"x-content-type-options: nosniff" in head
 
 
 def test_a_request_whose_headers_never_finish_loses_its_connection(

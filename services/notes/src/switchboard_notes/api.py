@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import Depends, Query, Request, Response, status
-from pydantic import AfterValidator
+from pydantic import AfterValidator, StringConstraints
 
 from switchboard_platform.auth import ClientUser, OperatorUser, Principal
 from switchboard_platform.cursors import CursorCodec, time_and_id, time_and_id_position
@@ -20,7 +20,9 @@ router = api_router("/v1", tags=["notes"])
 
 Client = ClientUser
 Operator = OperatorUser
-SearchText = Annotated[str, AfterValidator(clean_line)]
+SearchText = Annotated[
+    str, StringConstraints(min_length=1, max_length=200), AfterValidator(clean_line)
+]
 """A search term: NFC like the stored notes, no control characters."""
 
 
@@ -55,7 +57,7 @@ async def list_notes(
     started_from: Annotated[Moment | None, Query(alias="from")] = None,
     started_to: Annotated[Moment | None, Query(alias="to")] = None,
     contact_person: Annotated[SearchText | None, Query(max_length=200)] = None,
-    q: Annotated[SearchText | None, Query(min_length=1, max_length=200)] = None,
+    q: Annotated[SearchText | None, Query()] = None,
 ) -> NotePage:
     """Page through the caller's tenant's notes, filtered by time, contact person and text.
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints
 
 from switchboard_contracts.calls import RecordingRef
 from switchboard_contracts.common import Caller
-from switchboard_platform.inputs import FreeText
+from switchboard_platform.inputs import clean_text
 from switchboard_platform.mongo import Document, as_utc
 
 UtcTime = Annotated[datetime, AfterValidator(as_utc)]
@@ -46,11 +46,17 @@ class NotePage(BaseModel):
     next_cursor: str | None
 
 
+Comment = Annotated[
+    str, StringConstraints(strip_whitespace=True, max_length=2000), AfterValidator(clean_text)
+]
+"""A rating's comment: free text as a note's concern is, at most 2,000 characters."""
+
+
 class RatingCreate(BaseModel):
     """The client's feedback on a note."""
 
     score: int = Field(ge=1, le=5, description="1 (poor) to 5 (excellent)")
-    comment: FreeText | None = Field(default=None, max_length=2000)
+    comment: Comment | None = None
 
 
 class RatingPublic(BaseModel):

@@ -193,3 +193,20 @@ async def test_paging_returns_calls_of_one_second_each_once_newest_first(
         if cursor is None:
             break
     assert [datetime.fromisoformat(s) for s in seen] == sorted(moments, reverse=True)
+
+
+async def test_a_search_term_or_comment_too_long_is_a_422_that_speaks_of_characters(
+    notes_client: httpx.AsyncClient,
+) -> None:
+    headers = auth_header("client", tenant="t-any")
+    reply = await notes_client.get("/v1/notes", headers=headers, params={"q": "x" * 201})
+    [error] = reply.json()["detail"]
+    assert (reply.status_code, error["loc"]) == (422, ["query", "q"])
+    assert "at most 200 characters" in error["msg"]
+    note = str(uuid.uuid4())
+    reply = await notes_client.post(
+        f"/v1/notes/{note}/rating", headers=headers, json={"score": 4, "comment": "x" * 2001}
+    )
+    [error] = reply.json()["detail"]
+    assert (reply.status_code, error["loc"]) == (422, ["body", "comment"])
+    assert "at most 2000 characters" in error["msg"]
