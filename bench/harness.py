@@ -184,16 +184,17 @@ class SuiteDriver:
         with every service process frozen (SIGSTOP) and the topic watcher paused. Then
         the services thaw and a warm-up step waits until they carry calls again (a frozen
         consumer misses its heartbeats and joins its group anew)."""
-        processes = [p for group in self.groups.values() for p in group if p.pid is not None]
-        for process in processes:
-            os.kill(process.pid or 0, signal.SIGSTOP)
+        processes = [p for group in self.groups.values() for p in group]
+        pids = [p.pid for p in processes if p.pid is not None]
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
         self.watcher.pause()
         try:
             result = await asyncio.to_thread(run_baseline, self.plan, self.servers, rate_step=False)
         finally:
             self.watcher.resume()
-            for process in processes:
-                os.kill(process.pid or 0, signal.SIGCONT)
+            for pid in pids:
+                os.kill(pid, signal.SIGCONT)
         for process in processes:
             await asyncio.to_thread(process.wait_ready)
         await self.step("warm-up again", rate=50, duration_s=2)

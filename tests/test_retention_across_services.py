@@ -35,7 +35,8 @@ from switchboard_notes.config import NotesSettings
 from switchboard_notes.main import create_app as create_notes
 from switchboard_notify.config import NotifySettings
 from switchboard_notify.main import create_app as create_notify
-from switchboard_platform.retention_participant import RetentionParticipant, subject_ids
+from switchboard_platform.retention_participant import RetentionParticipant
+from switchboard_platform.subjects import subject_ids
 from switchboard_platform.testing.apps import running_app
 from switchboard_platform.testing.kafka import start_groups_at_log_end
 from switchboard_platform.testing.pytest_plugin import ServerEndpoints

@@ -36,9 +36,8 @@ from switchboard_platform.retention_participant import (
     Inventory,
     PersonalData,
     RetentionParticipant,
-    subject_ids,
 )
-from switchboard_platform.subjects import subject_key
+from switchboard_platform.subjects import subject_ids, subject_key
 from switchboard_platform.testing.pytest_plugin import ServerEndpoints
 
 NOW = datetime.now(UTC)

@@ -28,6 +28,7 @@ from opentelemetry import propagate
 from pymongo import IndexModel, UpdateOne
 
 from switchboard_contracts import Event, encode
+from switchboard_contracts.categories import DataCategory
 
 from .mongo import Document, MongoDatabase
 
@@ -37,7 +38,6 @@ OUTBOX = "_outbox"
 SINCE = "_outbox_since"
 LAST = "_outbox_last"
 PARKED = "_outbox_parked"
-PARKED_CATEGORY = "call_data"  # DataCategory.CALL_DATA: what an event about a call is
 """Collection of entries set aside after failing to publish for a permanent reason."""
 _LEGACY_PENDING = "_outbox_pending"  # a counter of earlier versions, dropped when cleared
 PENDING: dict[str, Any] = {SINCE: {"$gt": ""}}
@@ -298,7 +298,7 @@ class OutboxStore:
                     "reason": reason,
                     "parked_at": parked_at,
                     "tenant_id": tenant or entry.entry.get("key"),
-                    "category": PARKED_CATEGORY,
+                    "category": str(DataCategory.CALL_DATA),
                     "retention_from": parked_at,
                 }
             },

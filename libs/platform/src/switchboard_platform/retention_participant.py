@@ -74,7 +74,7 @@ from .outbox import (
     outbox_update,
     with_outbox,
 )
-from .subjects import subject_ids, subject_key
+from .subjects import subject_key
 from .tenancy import scoped
 
 if TYPE_CHECKING:
@@ -87,7 +87,6 @@ __all__ = [
     "Inventory",
     "PersonalData",
     "RetentionParticipant",
-    "subject_ids",
 ]
 
 LEGITIMATE_INTEREST = "legitimate_interest"

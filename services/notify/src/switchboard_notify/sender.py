@@ -206,7 +206,7 @@ class Sender:
             await self._outcomes.failed(doc, channel, error)
             return
         except TimeoutError:
-            provider = "smtp" if channel is Channel.EMAIL else "sms"
+            provider = self._mailer.provider if channel is Channel.EMAIL else self._sms.provider
             late = TransientSendError(provider, f"{provider} send ran out of its claim's time")
             await self._outcomes.failed(doc, channel, late)
             return

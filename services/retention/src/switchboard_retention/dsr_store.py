@@ -120,23 +120,24 @@ class DsrStore:
                 found.append(str(doc["_id"]))
         return found
 
-    async def erase_fragments_of(self, request_ids: list[str], tenant_id: str | None) -> int:
-        """Delete the kept answers of these requests (of one tenant's records, or all)."""
-        if not request_ids:
+    async def erase_fragments(
+        self,
+        *,
+        cutoff: datetime | None = None,
+        tenant_id: str | None = None,
+        request_ids: Sequence[str] | None = None,
+    ) -> int:
+        """Delete kept answers (the service's own call data): those whose clock ran out by
+        `cutoff`, of one tenant, of some requests, or what all the given filters select."""
+        if cutoff is None and tenant_id is None and request_ids is None:
+            raise ValueError("erasing every kept answer needs a cutoff, a tenant or requests")
+        if request_ids is not None and not request_ids:
             return 0
-        clauses: list[Document] = [{"request_id": {"$in": request_ids}}]
-        if tenant_id is not None:
-            clauses.append({"tenant_id": tenant_id})
-        return await delete_matching(self._fragments, all_of(*clauses))
-
-    async def erase_fragments(self, cutoff: datetime | None, tenant_id: str | None) -> int:
-        """Delete the kept answers whose clock ran out (the service's own call data), or
-        with no `cutoff` all of the tenant's."""
-        if cutoff is None and tenant_id is None:
-            raise ValueError("erasing every kept answer needs a cutoff or a tenant")
         clauses: list[Document] = [{"category": str(DataCategory.CALL_DATA)}]
         if cutoff is not None:
             clauses.append({"retention_from": {"$lt": cutoff}})
+        if request_ids is not None:
+            clauses.append({"request_id": {"$in": list(request_ids)}})
         if tenant_id is not None:
             clauses.append({"tenant_id": tenant_id})
         return await delete_matching(self._fragments, all_of(*clauses))

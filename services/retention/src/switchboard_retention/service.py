@@ -133,10 +133,10 @@ class RetentionService:
         # the service's own copies of answers, erased only by the replica that issued the
         # sweep, after it is recorded: proven like everyone's (R-RET-6)
         cutoff = policy_for(DataCategory.CALL_DATA).period.before(as_of)
-        own_erased = await self._requests.erase_fragments(cutoff, tenant_id)
+        own_erased = await self._requests.erase_fragments(cutoff=cutoff, tenant_id=tenant_id)
         settled = [t for t in leaving if not any(h.touches_tenant(t) for h in holds)]
         for offboarded in settled:  # an offboarded tenant's kept answers go with it (R-RET-4)
-            own_erased += await self._requests.erase_fragments(None, offboarded)
+            own_erased += await self._requests.erase_fragments(tenant_id=offboarded)
         if own_erased:
             own = RetentionCompleted(
                 request_id=f"{sweep_id}:own",

@@ -250,8 +250,8 @@ class DsrService:
         """
         keys = {subject_key(SubjectId.model_validate(i)) for i in doc["identifiers"]}
         tenant = doc.get("tenant_id")
-        erased = await self._requests.erase_fragments_of(
-            await self._requests.exported_about(keys, tenant), tenant
+        erased = await self._requests.erase_fragments(
+            request_ids=await self._requests.exported_about(keys, tenant), tenant_id=tenant
         )
         count = RecordCount(category=DataCategory.CALL_DATA, collection=FRAGMENTS, count=erased)
         summary = _summary([count] if erased else [], answered_at=self._clock().isoformat())

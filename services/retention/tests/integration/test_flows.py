@@ -28,8 +28,8 @@ from switchboard_notes.main import create_app as create_notes
 from switchboard_platform.retention_participant import (
     LEGITIMATE_INTEREST,
     RetentionParticipant,
-    subject_ids,
 )
+from switchboard_platform.subjects import subject_ids
 from switchboard_platform.testing.apps import running_app
 from switchboard_platform.testing.pytest_plugin import ServerEndpoints
 from switchboard_platform.testing.settings import service_settings
