@@ -34,4 +34,4 @@ def test_an_api_router_of_the_platform_documents_every_shared_error() -> None:
 
     app = _runtime().create_app(title="t", routers=[router])
     responses = app.openapi()["paths"]["/v1/things"]["get"]["responses"]
-    assert {"401", "403", "404", "405", "413", "422", "431", "503"} <= set(responses)
+    assert {"401", "403", "404", "405", "413", "415", "422", "431", "503"} <= set(responses)

@@ -5,7 +5,19 @@
 
 from __future__ import annotations
 
-__all__ = ["Conflict", "DomainError", "NotFound", "Unavailable", "Unprocessable"]
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "Conflict",
+    "DomainError",
+    "FieldProblem",
+    "InvalidFields",
+    "NotFound",
+    "Unavailable",
+    "Unprocessable",
+]
 
 
 class DomainError(Exception):
@@ -28,6 +40,35 @@ class Conflict(DomainError):
 
 class Unprocessable(DomainError):
     """The request is well-formed but a domain rule refuses it; names the field at fault."""
+
+
+@dataclass(frozen=True, slots=True)
+class FieldProblem:
+    """One input at fault: its dotted location, what is wrong, and the rule's kind."""
+
+    field: str
+    message: str
+    kind: str = "value_error"
+
+
+class InvalidFields(Unprocessable):
+    """Several inputs at fault at once, each with its own location and kind (422)."""
+
+    def __init__(self, problems: Iterable[FieldProblem]) -> None:
+        self.problems = tuple(problems)
+        first = self.problems[0] if self.problems else FieldProblem("body", "invalid")
+        super().__init__(first.message, field=first.field)
+
+    @classmethod
+    def of_validation(cls, errors: Iterable[Mapping[str, Any]], *, under: str) -> InvalidFields:
+        """pydantic's `ValidationError.errors()` of a value found at `under` (`body.x`)."""
+        problems = []
+        for error in errors:
+            where = ".".join(str(part) for part in error.get("loc", ()))
+            message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+            kind = str(error.get("type", "value_error"))
+            problems.append(FieldProblem(f"{under}.{where}" if where else under, message, kind))
+        return cls(problems)
 
 
 class Unavailable(DomainError):

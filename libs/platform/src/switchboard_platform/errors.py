@@ -20,6 +20,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .domain_errors import Conflict as Conflict
 from .domain_errors import DomainError as DomainError
+from .domain_errors import FieldProblem as FieldProblem
+from .domain_errors import InvalidFields as InvalidFields
 from .domain_errors import NotFound as NotFound
 from .domain_errors import Unavailable as Unavailable
 from .domain_errors import Unprocessable as Unprocessable
@@ -51,6 +53,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: _described("No such resource, or another tenant's"),
     405: _described("Method not allowed here"),
     413: _described("Request body too large"),
+    415: _described("The body is not JSON (`Content-Type` must be `application/json`)"),
     422: _described("An input breaks a rule; `loc` names it"),
     431: _described("Request headers too large"),
     503: _described("A dependency is unavailable; retry after `Retry-After` seconds"),
@@ -105,6 +108,13 @@ def status_of(error: DomainError) -> int:
     return 400
 
 
+def _located(problem: FieldProblem) -> dict[str, Any]:
+    """A field error of the shape above; a location without `query.`/`path.`… is the body's."""
+    loc: list[str | int] = [int(p) if p.isdigit() else p for p in problem.field.split(".")]
+    located = loc if loc[0] in _LOCATIONS else ["body", *loc]
+    return {"loc": located, "msg": problem.message, "type": problem.kind}
+
+
 def install_error_handlers(app: FastAPI) -> None:
     """Answer every error in the shapes above; never a 500 for bad input or a lost database."""
 
@@ -113,10 +123,11 @@ def install_error_handlers(app: FastAPI) -> None:
         if isinstance(exc, Unavailable):
             headers = {"Retry-After": str(exc.retry_after_s)}
             return JSONResponse({"detail": exc.message}, status_code=503, headers=headers)
+        if isinstance(exc, InvalidFields):
+            detail = [_located(problem) for problem in exc.problems]
+            return JSONResponse({"detail": detail}, status_code=status_of(exc))
         if exc.field is not None:
-            loc: list[str | int] = [int(p) if p.isdigit() else p for p in exc.field.split(".")]
-            located = loc if loc[0] in _LOCATIONS else ["body", *loc]
-            detail = [{"loc": located, "msg": exc.message, "type": "value_error"}]
+            detail = [_located(FieldProblem(exc.field, exc.message))]
             return JSONResponse({"detail": detail}, status_code=status_of(exc))
         return JSONResponse({"detail": exc.message}, status_code=status_of(exc))
 

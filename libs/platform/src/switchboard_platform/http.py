@@ -2,11 +2,13 @@
 
 `RequestGuard` is the outermost layer of every app. It refuses oversized headers (431) and
 bodies (413, counted while they arrive, chunked or not), closes a request whose body stalls
-(408), refuses JSON that is not JSON (NaN, Infinity, lone surrogates: 422), and marks every
-answer `Cache-Control: no-store` and `X-Content-Type-Options: nosniff` (answers carry
-personal data). Slow or oversized request *headers* are cut off earlier, in the server
-protocol (`serve.py`). Pure ASGI rather than `BaseHTTPMiddleware`, which runs the rest of
-the app in a new task behind memory streams on every request.
+(408), refuses a body declared as anything but JSON (415, every API takes JSON) and JSON
+that is not JSON (NaN, Infinity, lone surrogates: 422), answers `HEAD` as `GET` without the
+body (RFC 9110 §9.3.2), and marks every answer `Cache-Control: no-store` and
+`X-Content-Type-Options: nosniff` (answers carry personal data). Slow or oversized request
+*headers* are cut off earlier, in the server protocol (`serve.py`). Pure ASGI rather than
+`BaseHTTPMiddleware`, which runs the rest of the app in a new task behind memory streams on
+every request.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import json
 import time
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, FastAPI, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import REGISTRY
 from prometheus_client.exposition import choose_encoder
@@ -70,9 +72,22 @@ def check_json(body: bytes) -> None:
         raise _Refused(422, [{"loc": ["body"], "msg": message, "type": "json"}]) from None
 
 
+_NOT_JSON = {
+    "loc": ["header", "content-type"],
+    "msg": "the body must be JSON (application/json)",
+    "type": "content_type",
+}
+
+
 def _is_json(headers: dict[bytes, bytes]) -> bool:
+    """True for `application/json`, any `…+json`, or no declared type (read as JSON)."""
     kind = headers.get(b"content-type")
-    return kind is None or b"json" in kind.lower()
+    if kind is None:
+        return True
+    media = kind.split(b";", 1)[0].strip().lower()
+    return media == b"application/json" or (
+        media.startswith(b"application/") and media.endswith(b"+json")
+    )
 
 
 class RequestGuard:
@@ -96,6 +111,8 @@ class RequestGuard:
         except _Refused as refused:
             await self._answer(refused, send)
             return
+        if scope["method"] == "HEAD":
+            scope, send = {**scope, "method": "GET"}, _without_body(send)
         await self.app(scope, replay, _with_security_headers(send))
 
     async def _read(self, scope: Scope, receive: Receive) -> Receive:
@@ -129,7 +146,9 @@ class RequestGuard:
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
-        if body and _is_json(headers):
+        if body and not _is_json(headers):
+            raise _Refused(415, [_NOT_JSON])
+        if body:
             check_json(body)
         return _replay(body, receive)
 
@@ -156,6 +175,17 @@ def _replay(body: bytes, receive: Receive) -> Receive:
         return await receive()
 
     return replayed
+
+
+def _without_body(send: Send) -> Send:
+    """`send` for a HEAD request: the GET answer's status and headers, no body bytes."""
+
+    async def headers_only(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            message = {**message, "body": b""}
+        await send(message)
+
+    return headers_only
 
 
 def _with_security_headers(send: Send) -> Send:
@@ -239,6 +269,15 @@ class ReadinessGauges:
 
     async def _check(self) -> None:
         self.export(await self._runtime.health.readiness(), complete=True)
+
+
+MAX_ID_LENGTH = 100
+
+ResourceId = Annotated[
+    str, Path(min_length=1, max_length=MAX_ID_LENGTH, description="The resource's id")
+]
+"""The type of every id in a route's path: one longer than any id we issue is a 422 naming
+`path.<name>` in every service, never a lookup (and a 404 in some, a 422 in others)."""
 
 
 def api_router(prefix: str, *, tags: list[str]) -> APIRouter:

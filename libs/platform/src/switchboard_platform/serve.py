@@ -3,12 +3,15 @@
 uvicorn's HTTP protocol is extended by two limits it lacks: request headers must arrive in
 full within `SWITCHBOARD_REQUEST_READ_TIMEOUT_S` (a slow or half-sent request no longer
 holds a connection open) and may not exceed `SWITCHBOARD_MAX_HEADER_BYTES` (answered 431
-before they are buffered whole).
+before they are buffered whole). What the protocol answers itself (431, and 400 for a
+request that is not HTTP) has the shape and headers of every other answer: a JSON `detail`,
+`Cache-Control: no-store`, `X-Content-Type-Options: nosniff`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -78,12 +81,24 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def _refuse_headers(self) -> None:
         self._disarm()
-        body = b'{"detail":"request headers too large"}'
-        self.transport.write(
-            b"HTTP/1.1 431 Request Header Fields Too Large\r\ncontent-type: application/json\r\n"
-            b"cache-control: no-store\r\nx-content-type-options: nosniff\r\n"  # as every answer
-            b"content-length: " + str(len(body)).encode() + b"\r\nconnection: close\r\n\r\n" + body
-        )
+        self._answer_and_close(431, "Request Header Fields Too Large", "request headers too large")
+
+    def send_400_response(self, msg: str) -> None:
+        """A request the parser cannot read: 400 as JSON (uvicorn answers plain text)."""
+        self._disarm()
+        self._answer_and_close(400, "Bad Request", "the request is not valid HTTP/1.1")
+
+    def _answer_and_close(self, status: int, reason: str, detail: str) -> None:
+        body = json.dumps({"detail": detail}).encode()
+        head = [
+            f"HTTP/1.1 {status} {reason}".encode(),
+            b"content-type: application/json",
+            b"cache-control: no-store",  # as every answer (RequestGuard adds them in ASGI)
+            b"x-content-type-options: nosniff",
+            b"content-length: " + str(len(body)).encode(),
+            b"connection: close",
+        ]
+        self.transport.write(b"\r\n".join(head) + b"\r\n\r\n" + body)
         self.transport.close()
 
     def on_headers_complete(self) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Header, Request, status
 
 from switchboard_platform.auth import AgentUser, OperatorUser, TenantUser, ensure_tenant_access
-from switchboard_platform.http import api_router
+from switchboard_platform.http import ResourceId, api_router
 
 from .backpressure import DownstreamLag
 from .schemas import (
@@ -61,7 +61,9 @@ async def create_tenant(body: TenantCreate, _: OperatorUser, service: Service) -
 
 
 @tenants.get("/{tenant_id}")
-async def read_tenant(tenant_id: str, principal: TenantUser, service: Service) -> TenantPublic:
+async def read_tenant(
+    tenant_id: ResourceId, principal: TenantUser, service: Service
+) -> TenantPublic:
     """A tenant's profile: operators any, a client only its own (another's answers 404)."""
     ensure_tenant_access(principal, tenant_id, "tenant")
     return TenantPublic.of(await service.get_tenant(tenant_id))
@@ -69,7 +71,7 @@ async def read_tenant(tenant_id: str, principal: TenantUser, service: Service) -
 
 @tenants.patch("/{tenant_id}", responses={409: {"description": "A number is taken"}})
 async def change_tenant(
-    tenant_id: str, body: TenantUpdate, _: OperatorUser, service: Service
+    tenant_id: ResourceId, body: TenantUpdate, _: OperatorUser, service: Service
 ) -> TenantPublic:
     """Change some of a tenant's fields (operators); publishes `tenant.changed`."""
     return TenantPublic.of(await service.change_tenant(tenant_id, body.changes()))

@@ -8,6 +8,7 @@ redirect (and so never echoes the Host header), and answers are marked no-store/
 from __future__ import annotations
 
 import contextlib
+import json
 import socket
 import time
 from collections.abc import Iterator
@@ -110,6 +111,31 @@ def test_a_two_megabyte_authorization_header_is_a_431_before_it_is_parsed(
     head = answer.split(b"\r\n\r\n")[0].lower()
     assert b"cache-control: no-store" in head
     assert b"x-content-type-options: nosniff" in head
+
+
+@pytest.mark.parametrize(
+    "request_bytes",
+    [
+        b"GARBAGE\r\n\r\n",
+        b"GET /v1/tenants/x HTTP/1.1\r\nHost: x\r\nBad Header: x\r\n\r\n",
+        b"GET /v1/tenants/x HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+    ],
+    ids=["not http", "space in a header name", "two lengths"],
+)
+def test_a_request_the_parser_cannot_read_is_a_json_400_marked_like_every_answer(
+    intake_process: ServiceProcess, request_bytes: bytes
+) -> None:
+    sock = _connect(intake_process)
+    sock.sendall(request_bytes)
+    answer = _read_all(sock)
+    sock.close()
+    assert answer.startswith(b"HTTP/1.1 400"), answer[:200]
+    head, body = answer.split(b"\r\n\r\n", 1)
+    assert b"content-type: application/json" in head.lower()
+    assert b"cache-control: no-store" in head.lower()
+    assert b"x-content-type-options: nosniff" in head.lower()
+    assert json.loads(body) == {"detail": "the request is not valid HTTP/1.1"}
+    assert httpx.get(f"{intake_process.url}/healthz").status_code == 200  # it serves on
 
 
 def test_a_request_whose_headers_never_finish_loses_its_connection(

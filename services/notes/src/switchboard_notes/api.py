@@ -9,7 +9,7 @@ from pydantic import AfterValidator, StringConstraints
 
 from switchboard_platform.auth import ClientUser, OperatorUser, Principal
 from switchboard_platform.cursors import CursorCodec, time_and_id, time_and_id_position
-from switchboard_platform.http import api_router
+from switchboard_platform.http import ResourceId, api_router
 from switchboard_platform.inputs import Moment, clean_line
 
 from .domain import NoteFilter
@@ -80,13 +80,13 @@ async def list_notes(
 
 
 @router.get("/notes/{note_id}", response_model=NotePublic, summary="One note")
-async def get_note(note_id: str, principal: Client, service: Service) -> NotePublic:
+async def get_note(note_id: ResourceId, principal: Client, service: Service) -> NotePublic:
     """A note of the caller's tenant; 404 for any other."""
     return NotePublic.from_document(await service.get(_tenant(principal), note_id))
 
 
 @router.delete("/notes/{note_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a note")
-async def delete_note(note_id: str, principal: Client, service: Service) -> Response:
+async def delete_note(note_id: ResourceId, principal: Client, service: Service) -> Response:
     """Delete a note of the caller's tenant (R-NOTE-2)."""
     await service.delete(_tenant(principal), note_id, deleted_by=principal.sub)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -99,7 +99,7 @@ async def delete_note(note_id: str, principal: Client, service: Service) -> Resp
     summary="Rate a note",
 )
 async def rate_note(
-    note_id: str, body: RatingCreate, principal: Client, service: Service
+    note_id: ResourceId, body: RatingCreate, principal: Client, service: Service
 ) -> RatingPublic:
     """Give feedback on a note (R-NOTE-3); a second rating replaces the first."""
     rating = await service.rate(

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Body, Depends, Path, Query, Request, Response, status
+from fastapi import Body, Depends, Query, Request, Response, status
 
 from switchboard_platform.auth import OperatorUser
-from switchboard_platform.http import api_router
+from switchboard_platform.http import ResourceId, api_router
 
 from .domain import Hold, new_id
 from .policies import POLICIES
@@ -26,7 +26,6 @@ from .schemas import (
 from .service import RetentionService
 
 router = api_router("/v1", tags=["retention"])
-Id = Annotated[str, Path(min_length=1, max_length=100)]
 MAX_SEQ = 2**63 - 1
 """The largest sequence number a query can name: BSON integers are 64 bits."""
 
@@ -88,7 +87,7 @@ async def list_sweeps(
 
 
 @router.get("/sweeps/{sweep_id}", response_model=SweepPublic, summary="One sweep")
-async def get_sweep(_: OperatorUser, service: Service, sweep_id: Id) -> SweepPublic:
+async def get_sweep(_: OperatorUser, service: Service, sweep_id: ResourceId) -> SweepPublic:
     """Status (running, completed, incomplete), orders, receipts and missing answers."""
     return SweepPublic.of(await service.sweep(sweep_id))
 
@@ -118,7 +117,7 @@ async def list_holds(
 
 
 @router.delete("/holds/{hold_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Lift a hold")
-async def lift_hold(principal: OperatorUser, service: Service, hold_id: Id) -> Response:
+async def lift_hold(principal: OperatorUser, service: Service, hold_id: ResourceId) -> Response:
     """End a hold explicitly; the next sweep erases what it kept, if due."""
     await service.lift_hold(hold_id, f"operator:{principal.sub}")
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Header, Path, Query, Request, Response, status
+from fastapi import Depends, Header, Query, Request, Response, status
 from fastapi.responses import JSONResponse
 
 from switchboard_contracts.dsr import Correction
 from switchboard_platform.auth import OperatorUser
-from switchboard_platform.http import api_router
+from switchboard_platform.http import ResourceId, api_router
 
 from .domain import Deadline, DsrStatus
 from .export import ZIP, export_json, export_zip, wants_zip
@@ -17,7 +17,6 @@ from .schemas import DsrCreate, DsrCreated, DsrPublic, ExtensionCreate
 from .subject_requests import DsrService, NewRequest
 
 router = api_router("/v1/dsr", tags=["data-subject requests"])
-Id = Annotated[str, Path(min_length=1, max_length=100)]
 CONFLICT: dict[int | str, dict[str, Any]] = {
     409: {"description": "The request is not of a kind this applies to, or was done already"}
 }
@@ -77,7 +76,7 @@ async def listed(
 
 
 @router.get("/{request_id}", response_model=DsrPublic, summary="One request")
-async def get(_: OperatorUser, service: Service, request_id: Id) -> DsrPublic:
+async def get(_: OperatorUser, service: Service, request_id: ResourceId) -> DsrPublic:
     """The request, each service's part, its due date and extensions."""
     return _public(service, await service.get(request_id))
 
@@ -89,7 +88,7 @@ async def get(_: OperatorUser, service: Service, request_id: Id) -> DsrPublic:
     summary="Extend the deadline",
 )
 async def extend(
-    principal: OperatorUser, service: Service, request_id: Id, body: ExtensionCreate
+    principal: OperatorUser, service: Service, request_id: ResourceId, body: ExtensionCreate
 ) -> DsrPublic:
     """One or two more months, two at most in total, with the reason (Art. 12(3))."""
     doc = await service.extend(request_id, body.months, body.reason, f"operator:{principal.sub}")
@@ -102,7 +101,7 @@ async def extend(
     responses=CONFLICT,
     summary="Lift a restriction or objection",
 )
-async def lift(principal: OperatorUser, service: Service, request_id: Id) -> DsrPublic:
+async def lift(principal: OperatorUser, service: Service, request_id: ResourceId) -> DsrPublic:
     """The services process the subject's data again (Art. 18(3))."""
     return _public(service, await service.lift(request_id, f"operator:{principal.sub}"))
 
@@ -121,7 +120,7 @@ async def lift(principal: OperatorUser, service: Service, request_id: Id) -> Dsr
 async def export(
     principal: OperatorUser,
     service: Service,
-    request_id: Id,
+    request_id: ResourceId,
     accept: Annotated[str | None, Header(max_length=500)] = None,
 ) -> Response:
     """The assembled answer of every service (Art. 15(3)); `Accept: application/zip` for a
