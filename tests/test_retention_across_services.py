@@ -81,6 +81,7 @@ class Suite:
     notes_db: Any
     notify_db: Any
     crm_db: Any
+    retention_db: Any
 
     def participants(self) -> list[RetentionParticipant]:
         return [
@@ -174,6 +175,7 @@ async def suite(servers: ServerEndpoints) -> AsyncIterator[Suite]:
                 notes_db=mongo[notes_settings.mongodb_database],
                 notify_db=mongo[notify_settings.mongodb_database],
                 crm_db=mongo[crm_settings.mongodb_database],
+                retention_db=mongo[retention_settings.mongodb_database],
             )
     await mongo.close()
 
@@ -212,6 +214,8 @@ async def _tenant(suite: Suite, *recipients: str) -> str:
     reply = await suite.intake.post("/v1/tenants", json=body, headers=OPERATOR)
     assert reply.status_code == 201, reply.text
     tenant: str = reply.json()["id"]
+    # retention refuses sweeps and requests naming a tenant it has not learnt of (yet)
+    await until(lambda: suite.retention_db.tenants.find_one({"_id": tenant}))
     token = f"hubspot-{uuid.uuid4().hex}"
     suite.hubspot.tokens.add(token)
     connector = {"credentials": {"token": token}, "region": "EU"}

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import Depends, Path, Query, Request, Response, status
+from fastapi import Depends, Query, Request, Response, status
 from pydantic import BaseModel
 
 from switchboard_platform.auth import OperatorUser, TenantUser, tenant_of
 from switchboard_platform.cursors import CursorCodec
 from switchboard_platform.errors import Unprocessable
-from switchboard_platform.http import api_router
+from switchboard_platform.http import ResourceId, api_router
 
 from .domain import Kind, TransferStatus
 from .schemas import (
@@ -67,9 +67,15 @@ async def put_connector(
     service: Service,
     tenant_id: TenantId = None,
 ) -> ConnectorSaved:
-    """Credentials are written only; a generated webhook secret is answered this once."""
+    """Credentials are written only; a generated webhook secret is answered this once.
+
+    An operator's `tenant_id` must name a tenant crm-sync learnt from `tenant.changed`
+    (else 422).
+    """
     tenant = tenant_of(principal, tenant_id, field=TENANT_FIELD)
-    doc, secret = await service.configure(tenant, kind, body, actor=principal.sub)
+    doc, secret = await service.configure(
+        tenant, kind, body, actor=principal.sub, named_by_operator=principal.is_operator
+    )
     public = ConnectorPublic.from_document(doc)
     return ConnectorSaved(**public.model_dump(), secret=secret)
 
@@ -150,7 +156,7 @@ def _position(decoded: list[Any] | None) -> tuple[float, str] | None:
     responses={409: {"description": "The transfer is not failed or refused, or cannot run"}},
 )
 async def retry_transfer(
-    transfer_id: Annotated[str, Path(min_length=1, max_length=100)],
+    transfer_id: ResourceId,
     principal: OperatorUser,
     service: Service,
     tenant_id: TenantId = None,

@@ -16,8 +16,9 @@ from pydantic import BaseModel, ValidationError
 from switchboard_contracts import Event
 from switchboard_contracts.notes import NoteCreated, NoteDeleted
 from switchboard_contracts.tenants import TenantChanged
-from switchboard_platform.errors import Conflict, NotFound, Unprocessable
+from switchboard_platform.domain_errors import Conflict, InvalidFields, NotFound, Unprocessable
 from switchboard_platform.flows import current_trace_id
+from switchboard_platform.known_tenants import require_known_tenant
 from switchboard_platform.mongo import Document, as_utc
 
 from .connector_store import ConnectorStore
@@ -99,9 +100,24 @@ class CrmSyncService:
     # --- connectors -------------------------------------------------------------------
 
     async def configure(
-        self, tenant_id: str, kind: Kind, body: ConnectorPut, *, actor: str
+        self,
+        tenant_id: str,
+        kind: Kind,
+        body: ConnectorPut,
+        *,
+        actor: str,
+        named_by_operator: bool,
     ) -> tuple[Document, str | None]:
-        """Create or change the tenant's connector; a generated webhook secret, once."""
+        """Create or change the tenant's connector; a generated webhook secret, once.
+
+        A tenant an operator named (`query.tenant_id`) must be one crm-sync learnt from
+        `tenant.changed`, else 422: a mistyped id would hold credentials for no one. A
+        client's tenant comes from its signed token and is not checked: it names the
+        client's own account, whose `tenant.changed` may still be on the way right after
+        onboarding, when a client sets up its CRM.
+        """
+        if named_by_operator:
+            await require_known_tenant(self._tenants, tenant_id, field="query.tenant_id")
         existing = await self._connectors.get(tenant_id, kind)
         given = body.model_fields_set
         if existing is None and body.credentials is None:
@@ -171,11 +187,7 @@ class CrmSyncService:
         try:
             creds = _CREDENTIALS[kind].model_validate(raw)
         except ValidationError as exc:
-            error = exc.errors()[0]
-            where = ".".join(str(p) for p in error.get("loc", ()))
-            message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
-            field = f"body.credentials.{where}" if where else "body.credentials"
-            raise Unprocessable(message, field=field) from None
+            raise InvalidFields.of_validation(exc.errors(), under="body.credentials") from None
         values = creds.model_dump()
         generated = None
         if isinstance(creds, WebhookCredentials):

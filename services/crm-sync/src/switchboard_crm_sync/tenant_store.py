@@ -59,6 +59,11 @@ class TenantStore:
                 {"$set": fields},
             )
 
+    async def known(self, tenant_id: str) -> bool:
+        """Whether crm-sync has seen the tenant's profile (kept until its offboarding order
+        erases it)."""
+        return await self._coll.find_one({"_id": tenant_id}, {"_id": 1}) is not None
+
     async def get(self, tenant_id: str) -> TenantProfile | None:
         """The tenant's latest profile, or None if crm-sync has not seen one."""
         doc = await self._coll.find_one({"_id": tenant_id})

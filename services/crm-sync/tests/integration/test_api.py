@@ -17,6 +17,7 @@ from .helpers import (
     OPERATOR,
     SECRETS,
     client,
+    eventually,
     note_created,
     publish,
     put_connector,
@@ -39,7 +40,7 @@ BAD_PUTS: dict[str, tuple[str, dict[str, Any], list[Any]]] = {
     "token of another kind": (
         "pipedrive",
         {"credentials": {"token": "x" * 20}, "region": "EU"},
-        ["body", "credentials", "api_token"],
+        [["body", "credentials", "api_token"], ["body", "credentials", "token"]],
     ),
     "webhook secret without whsec_": (
         "webhook",
@@ -141,10 +142,27 @@ async def test_bad_connector_input_is_422_naming_the_field_without_echoing_it(
     t = tenant()
     reply = await crm.put(f"/v1/connectors/{kind}", json=body, headers=client(t))
     assert reply.status_code == 422, reply.text
-    assert [e["loc"] for e in reply.json()["detail"]] == [loc]  # one error, named by field
+    expected = loc if isinstance(loc[0], list) else [loc]  # the fields at fault, each named
+    assert [e["loc"] for e in reply.json()["detail"]] == expected
     for value in ("my secret token value", "plain-secret-1234", "hunter2hunter2", "my prop"):
         assert value not in reply.text
     assert (await crm.get("/v1/connectors", headers=client(t))).json() == []
+
+
+async def test_every_credential_at_fault_is_named_with_its_own_rule(
+    crm: httpx.AsyncClient,
+) -> None:
+    t = tenant()
+    body = {"credentials": {"instance_url": "", "passwort": "hunter2hunter2"}, "region": "EU"}
+    reply = await crm.put("/v1/connectors/salesforce", json=body, headers=client(t))
+    assert reply.status_code == 422, reply.text
+    found = {tuple(e["loc"]): e["type"] for e in reply.json()["detail"]}
+    assert found == {
+        ("body", "credentials", "instance_url"): "string_too_short",
+        ("body", "credentials", "token"): "missing",
+        ("body", "credentials", "passwort"): "extra_forbidden",
+    }
+    assert "hunter2" not in reply.text
 
 
 async def test_unknown_kind_and_status_are_422(crm: httpx.AsyncClient) -> None:
@@ -155,6 +173,40 @@ async def test_unknown_kind_and_status_are_422(crm: httpx.AsyncClient) -> None:
     assert (reply.status_code, reply.json()["detail"][0]["loc"]) == (422, ["query", "status"])
     reply = await crm.get("/v1/connectors", headers=OPERATOR)
     assert (reply.status_code, reply.json()["detail"][0]["loc"]) == (422, ["query", "tenant_id"])
+
+
+async def test_an_operators_connector_for_a_tenant_never_learnt_of_is_422_until_announced(
+    crm: httpx.AsyncClient, servers: ServerEndpoints, db: Any
+) -> None:
+    """Credentials stored under a mistyped tenant id would serve no one: refused, naming the
+    parameter, and nothing stored; once `tenant.changed` announced the tenant, the same write
+    is taken. A client's own tenant (from its token) is not checked: see put_connector."""
+    t = tenant()
+    body = {"credentials": {"token": token("hubspot")}, "region": "EU"}
+    at_t = {"tenant_id": t}
+
+    async def listed() -> list[Any]:
+        reply = await crm.get("/v1/connectors", params=at_t, headers=OPERATOR)
+        assert reply.status_code == 200, reply.text
+        found: list[Any] = reply.json()
+        return found
+
+    refused = await crm.put("/v1/connectors/hubspot", params=at_t, json=body, headers=OPERATOR)
+    assert refused.status_code == 422, refused.text
+    [error] = refused.json()["detail"]
+    assert error["loc"] == ["query", "tenant_id"]
+    assert "no such tenant is known to this service" in error["msg"]
+    assert await listed() == []
+
+    await publish(servers, tenant_changed(t))
+
+    async def learnt() -> bool:
+        return await db.tenants.find_one({"_id": t}) is not None
+
+    await eventually(learnt, what="the tenant's profile")
+    taken = await crm.put("/v1/connectors/hubspot", params=at_t, json=body, headers=OPERATOR)
+    assert taken.status_code == 200, taken.text
+    assert [c["kind"] for c in await listed()] == ["hubspot"]
 
 
 async def test_r_api_2_another_tenants_connectors_and_transfers_answer_404(

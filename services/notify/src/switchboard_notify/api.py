@@ -71,7 +71,8 @@ async def declare_consent(
 ) -> ConsentPublic:
     """Append a record to the registry and publish `consent.changed` (R-CON-2, R-CON-3).
 
-    A withdrawal acts from its `occurred_at`: deliveries not yet sent are suppressed.
+    A withdrawal acts from its `occurred_at`: deliveries not yet sent are suppressed. An
+    operator's `tenant_id` must name a tenant notify learnt from `tenant.changed` (else 422).
     """
     tenant = tenant_of(principal, body.tenant_id, field="body.tenant_id")
     declaration = Declaration(
@@ -85,7 +86,8 @@ async def declare_consent(
         recorded_by=_recorder(principal, tenant),
         occurred_at=body.occurred_at,
     )
-    return ConsentPublic.of(await service.declare_consent(declaration))
+    recorded = await service.declare_consent(declaration, named_by_operator=principal.is_operator)
+    return ConsentPublic.of(recorded)
 
 
 @router.get(

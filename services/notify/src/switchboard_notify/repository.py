@@ -123,6 +123,14 @@ class TenantsRepository:
         )
         self._cache.pop(profile.tenant_id, None)
 
+    async def known(self, tenant_id: str) -> bool:
+        """Whether a `tenant.changed` of the tenant was stored (always read, never cached).
+
+        Until the tenant's data is erased at its offboarding, a terminated tenant stays.
+        """
+        doc = await self._tenants.find_one({"_id": tenant_id}, {"_id": 1})
+        return doc is not None
+
     async def get(self, tenant_id: str, *, fresh: bool = False) -> TenantProfile | None:
         """The tenant's profile, or None before its first `tenant.changed`; `fresh`: as
         stored now, never a cached read."""

@@ -18,6 +18,7 @@ from switchboard_contracts.consent import (
 from switchboard_contracts.notes import NoteCreated, NoteDeleted
 from switchboard_contracts.tenants import Channel, TenantChanged
 from switchboard_platform.errors import Conflict, NotFound
+from switchboard_platform.known_tenants import require_known_tenant
 from switchboard_platform.mongo import Document, as_utc
 
 from .consents import ConsentRecord, Declaration, current_record, onboarding_consent
@@ -212,8 +213,19 @@ class NotifyService:
         if await self._registry.record(record, []):
             await self._apply_withdrawal(record)
 
-    async def declare_consent(self, declaration: Declaration) -> ConsentRecord:
-        """Record a consent or withdrawal given over the API and announce it."""
+    async def declare_consent(
+        self, declaration: Declaration, *, named_by_operator: bool
+    ) -> ConsentRecord:
+        """Record a consent or withdrawal given over the API and announce it.
+
+        A tenant an operator named (`body.tenant_id`) must be one notify learnt from
+        `tenant.changed`, else 422: a mistyped id would record consent for no one. A
+        client's tenant comes from its signed token, names the client's own account, and is
+        not checked: its `tenant.changed` may still be on the way right after onboarding,
+        and what the client records is for its own recipients once the profile arrives.
+        """
+        if named_by_operator:
+            await require_known_tenant(self._tenants, declaration.tenant_id, field="body.tenant_id")
         record = declaration.to_record(consent_id=str(uuid.uuid4()), now=self._clock())
         await self._registry.record(record, [consent_event(record)])
         self._events_written()

@@ -134,6 +134,55 @@ async def test_r_con_3_consent_history_is_append_only_and_oldest_first(
     assert body["consent_id"] in {e.data.consent_id for e in announced}
 
 
+async def test_r_con_3_an_operators_consent_for_a_tenant_never_learnt_of_is_422_until_announced(
+    notify: httpx.AsyncClient, servers: ServerEndpoints
+) -> None:
+    """A consent recorded under a mistyped tenant id would be proof for no one (R-CON-3):
+    refused, naming the field, and nothing recorded; once `tenant.changed` announced the
+    tenant, the same write is taken."""
+    tenant, operator = new_tenant(), auth_header("operator", sub="olga")
+    subject = address(tenant)
+    body = _consent(subject, tenant_id=tenant)
+
+    async def history() -> list[str]:
+        params = {"subject": subject, "tenant_id": tenant}
+        reply = await notify.get("/v1/consents", params=params, headers=operator)
+        assert reply.status_code == 200, reply.text
+        return [r["status"] for r in reply.json()]
+
+    refused = await notify.post("/v1/consents", headers=operator, json=body)
+    assert refused.status_code == 422, refused.text
+    [error] = refused.json()["detail"]
+    assert error["loc"] == ["body", "tenant_id"]
+    assert "no such tenant is known to this service" in error["msg"]
+    assert await history() == []
+
+    await publish(
+        servers.kafka_bootstrap_servers,
+        tenant_changed(tenant, [(Channel.EMAIL, subject, "Frau Meyer")]),
+    )
+
+    async def onboarded() -> bool:
+        return await history() == ["granted"]
+
+    await eventually(onboarded)
+    accepted = await notify.post("/v1/consents", headers=operator, json=body)
+    assert accepted.status_code == 201, accepted.text
+    assert accepted.json()["recorded_by"] == "operator:olga"
+    assert await history() == ["granted", "withdrawn"]
+
+
+async def test_a_clients_consent_is_taken_before_its_tenant_is_announced(
+    notify: httpx.AsyncClient,
+) -> None:
+    """A client's tenant comes from its signed token, not from input: it is not checked, as
+    its `tenant.changed` may still be on the way right after onboarding."""
+    tenant = new_tenant()
+    client = auth_header("client", tenant=tenant)
+    posted = await notify.post("/v1/consents", headers=client, json=_consent(address(tenant)))
+    assert posted.status_code == 201, posted.text
+
+
 async def test_r_con_3_recording_consent_from_intake_is_kept_in_the_registry(
     notify: httpx.AsyncClient, onboarded: dict[str, str], servers: ServerEndpoints
 ) -> None:

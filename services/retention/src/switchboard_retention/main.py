@@ -51,11 +51,12 @@ def create_app(settings: RetentionSettings | None = None) -> FastAPI:
 
     async def on_startup(rt: ServiceRuntime) -> None:
         holds_store, requests_store = HoldStore(rt.db), DsrStore(rt.db)
+        tenants_store = TenantStore(rt.db)
         retention_service = RetentionService(
             sweeps=SweepStore(rt.db),
             holds=holds_store,
             receipts=ReceiptStore(rt.db),
-            tenants=TenantStore(rt.db),
+            tenants=tenants_store,
             requests=requests_store,
             participants=settings.participant_names,
             answer_timeout_s=settings.answer_timeout_s,
@@ -65,6 +66,7 @@ def create_app(settings: RetentionSettings | None = None) -> FastAPI:
         dsr_service = DsrService(
             requests=requests_store,
             holds=holds_store,
+            tenants=tenants_store,
             participants=settings.participant_names,
             answer_timeout_s=settings.answer_timeout_s,
             near_due_days=settings.dsr_near_due_days,

@@ -11,6 +11,7 @@ from switchboard_contracts import Event, make_event
 from switchboard_contracts.categories import DataCategory, RecordCount
 from switchboard_contracts.retention import CategoryScope, RetentionCompleted, RetentionDue
 from switchboard_platform.errors import NotFound
+from switchboard_platform.known_tenants import require_known_tenant
 from switchboard_platform.mongo import Document, as_utc
 
 from . import metrics
@@ -102,10 +103,14 @@ class RetentionService:
         One order per category (its cutoff), one per tenant whose account ran out (R-RET-3/4);
         each carries the legal holds in force. All are published from the sweep document's
         outbox, written in one insert. A sweep id used before (a scheduled slot) is not rerun.
+        A sweep limited to a tenant retention never learnt of is refused (422): a mistyped id
+        would sweep nothing and look done.
         """
         now = self._clock()
         as_of = as_utc(as_of) if as_of is not None else now
         check_as_of(as_of, now, production=self._production)
+        if tenant_id is not None:
+            await require_known_tenant(self._tenants, tenant_id, field="body.tenant_id")
         sweep_id = sweep_id or new_id()
         holds = await self._holds.active(as_of.date())
         carried = [h.as_contract() for h in holds]
@@ -233,9 +238,16 @@ class RetentionService:
     # holds ---------------------------------------------------------------------------------
 
     async def place_hold(self, hold: Hold, placed_by: str) -> Document:
-        """Keep what the hold covers from every sweep and erasure until it ends (R-RET-5)."""
+        """Keep what the hold covers from every sweep and erasure until it ends (R-RET-5).
+
+        A hold's tenant must be one retention learnt from `tenant.changed`, else 422: a hold
+        on a mistyped id would protect nothing while it looked in force. (Holds are placed by
+        operators only; the tenant is always one they named.)
+        """
         now = self._clock()
         check_until(hold.until, now.date())
+        if hold.tenant_id is not None:
+            await require_known_tenant(self._tenants, hold.tenant_id, field="body.tenant_id")
         return await self._holds.place(hold, placed_by, now)
 
     async def holds(self, *, include_lifted: bool) -> list[Document]:

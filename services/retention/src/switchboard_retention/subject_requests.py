@@ -19,6 +19,7 @@ from switchboard_contracts.retention import (
     SubjectScope,
 )
 from switchboard_platform.errors import Conflict, NotFound
+from switchboard_platform.known_tenants import require_known_tenant
 from switchboard_platform.mongo import Document, as_utc
 from switchboard_platform.subjects import subject_key
 
@@ -42,6 +43,7 @@ from .domain import (
 from .dsr_store import FRAGMENTS, DsrStore
 from .holds import HoldStore
 from .policies import retention_periods
+from .tenants import TenantStore
 
 log = logging.getLogger(__name__)
 SERVICE = "retention"  # its own part of an erasure's answer
@@ -72,6 +74,7 @@ class DsrService:
         *,
         requests: DsrStore,
         holds: HoldStore,
+        tenants: TenantStore,
         participants: tuple[str, ...],
         answer_timeout_s: float,
         near_due_days: int,
@@ -80,6 +83,7 @@ class DsrService:
     ) -> None:
         self._requests = requests
         self._holds = holds
+        self._tenants = tenants
         self._participants = participants
         self._timeout = timedelta(seconds=answer_timeout_s)
         self._near_days = near_due_days
@@ -93,10 +97,16 @@ class DsrService:
         return deadline(as_utc(doc["due_at"]), now or self._clock(), self._near_days)
 
     async def create(self, new: NewRequest, created_by: str) -> Document:
-        """Record a request and ask every service; due one month after receipt (R-DSR-T)."""
+        """Record a request and ask every service; due one month after receipt (R-DSR-T).
+
+        A request limited to a tenant retention never learnt of is refused (422): with a
+        mistyped id the services would find nothing, and the answer would say there is none.
+        """
         now = self._clock()
         received = as_utc(new.received_at) if new.received_at else now
         check_received(received, now)
+        if new.tenant_id is not None:
+            await require_known_tenant(self._tenants, new.tenant_id, field="body.tenant_id")
         request_id = new_id()
         due = due_at(received)
         doc: Document = {

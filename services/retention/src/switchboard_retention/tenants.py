@@ -57,6 +57,11 @@ class TenantStore:
         with contextlib.suppress(DuplicateKeyError):  # known, with a newer event: stale
             await self._tenants.insert_one(first)
 
+    async def known(self, tenant_id: str) -> bool:
+        """Whether a `tenant.changed` of the tenant was applied; an offboarded tenant stays
+        known (its record is only marked `offboarded`)."""
+        return await self._tenants.find_one({"_id": tenant_id}, {"_id": 1}) is not None
+
     async def due(self, as_of: datetime, tenant_id: str | None = None) -> list[str]:
         """Tenants whose account clock ran out by `as_of` and were not offboarded yet."""
         rules = (

@@ -7,7 +7,7 @@ puts its receipt on `retention.completed`, as a late service would.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -26,7 +26,7 @@ from switchboard_platform.testing.tokens import auth_header
 from switchboard_retention.config import RetentionSettings
 from switchboard_retention.main import create_app
 
-from ..support import OPERATOR, retention_settings, until
+from ..support import OPERATOR, announce, retention_settings, until
 
 PHONE = "+4915112345678"
 
@@ -54,6 +54,14 @@ def db(mongo: AsyncMongoClient[dict[str, Any]], settings: RetentionSettings) -> 
 
 def _tenant() -> str:
     return f"t-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+async def tenant(servers: ServerEndpoints, db: Any) -> str:
+    """A tenant of this test alone, announced on `tenant.changed` and stored by retention."""
+    made = _tenant()
+    await announce(servers, db, made)
+    return made
 
 
 async def _sweep(api: httpx.AsyncClient, **body: Any) -> dict[str, Any]:
@@ -192,10 +200,10 @@ async def test_a_receipt_position_beyond_64_bits_is_refused_not_a_server_error(
 
 
 async def test_r_ret_5_holds_are_placed_listed_and_lifted_explicitly(
-    api: httpx.AsyncClient,
+    api: httpx.AsyncClient, tenant: str
 ) -> None:
     body = {
-        "tenant_id": _tenant(),
+        "tenant_id": tenant,
         "subject": {"kind": "phone", "value": "0151 12345678"},
         "category": "call_data",
         "reason": "R-RET-5: tax audit 2026",
@@ -221,10 +229,62 @@ async def test_r_ret_5_holds_are_placed_listed_and_lifted_explicitly(
     assert lifted["lifted_at"]
 
 
-async def test_r_ret_6_a_participant_that_never_answers_leaves_the_sweep_incomplete_until_it_does(
-    api: httpx.AsyncClient, servers: ServerEndpoints
+def _in_a_month() -> str:
+    return (date.today() + timedelta(days=30)).isoformat()
+
+
+Listing = tuple[str, dict[str, Any]]
+TENANT_WRITES: dict[str, tuple[str, Callable[[str], dict[str, Any]], Listing]] = {
+    # what an operator writes naming a tenant: path, body, where it is listed
+    "hold": (
+        "/v1/holds",
+        lambda t: {"tenant_id": t, "reason": "R-RET-5: tax audit", "until": _in_a_month()},
+        ("/v1/holds", {"include_lifted": True}),
+    ),
+    "dsr": (
+        "/v1/dsr",
+        lambda t: (
+            {"right": "access", "identifiers": [{"kind": "phone", "value": PHONE}]}
+            | {"tenant_id": t}
+        ),
+        ("/v1/dsr", {"limit": 200}),
+    ),
+    "sweep": ("/v1/sweeps", lambda t: {"tenant_id": t}, ("/v1/sweeps", {"limit": 200})),
+}
+
+
+@pytest.mark.parametrize("kind", TENANT_WRITES)
+async def test_a_write_naming_a_tenant_retention_never_learnt_of_is_422_until_announced(
+    api: httpx.AsyncClient, servers: ServerEndpoints, db: Any, kind: str
 ) -> None:
+    """A hold on a mistyped tenant would protect nothing while it looked in force (R-RET-5);
+    a sweep or request limited to one would find nothing and look done. Refused, nothing
+    stored; once `tenant.changed` announced the tenant, the same write goes through."""
+    path, body, (listing, params) = TENANT_WRITES[kind]
     tenant = _tenant()
+
+    async def listed() -> list[Any]:
+        reply = await api.get(listing, params=params, headers=OPERATOR)
+        assert reply.status_code == 200, reply.text
+        return [item for item in reply.json() if item["tenant_id"] == tenant]
+
+    refused = await api.post(path, json=body(tenant), headers=OPERATOR)
+    assert refused.status_code == 422, refused.text
+    [error] = refused.json()["detail"]
+    assert error["loc"] == ["body", "tenant_id"]
+    assert "no such tenant is known to this service" in error["msg"]
+    assert tenant not in refused.text  # errors name the field, never echo the input
+    assert await listed() == []
+
+    await announce(servers, db, tenant)
+    accepted = await api.post(path, json=body(tenant), headers=OPERATOR)
+    assert accepted.status_code in (201, 202), accepted.text
+    assert [item["id"] for item in await listed()] == [accepted.json()["id"]]
+
+
+async def test_r_ret_6_a_participant_that_never_answers_leaves_the_sweep_incomplete_until_it_does(
+    api: httpx.AsyncClient, servers: ServerEndpoints, tenant: str
+) -> None:
     sweep = await _sweep(api, tenant_id=tenant)
     assert sweep["status"] == "running"
     assert len(sweep["missing"]) == 5
@@ -367,9 +427,9 @@ async def test_r_dsr_t_requests_near_or_past_due_show_in_the_list_and_metrics(
 
 
 async def test_export_and_lift_answer_409_for_requests_of_another_kind(
-    api: httpx.AsyncClient,
+    api: httpx.AsyncClient, tenant: str
 ) -> None:
-    erasure = await _dsr(api, right="erasure", tenant_id=_tenant())
+    erasure = await _dsr(api, right="erasure", tenant_id=tenant)
     assert (await api.get(f"/v1/dsr/{erasure['id']}/export", headers=OPERATOR)).status_code == 409
     access = await _dsr(api)
     assert (await api.post(f"/v1/dsr/{access['id']}/lift", headers=OPERATOR)).status_code == 409

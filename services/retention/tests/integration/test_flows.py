@@ -102,6 +102,8 @@ async def _tenant(suite: Suite, **profile: Any) -> str:
     reply = await suite.intake.post("/v1/tenants", json=body, headers=OPERATOR)
     assert reply.status_code == 201, reply.text
     tenant: str = reply.json()["id"]
+    # retention refuses holds, sweeps and requests naming a tenant it has not learnt of
+    await until(lambda: suite.retention_db.tenants.find_one({"_id": tenant}))
     return tenant
 
 

@@ -1,4 +1,5 @@
-"""Use cases that refuse before touching anything: a future sweep in production."""
+"""Use cases that refuse before touching anything: a future sweep in production, a sweep of
+an unknown tenant."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from switchboard_contracts import Event, make_event
+from switchboard_contracts.tenants import ContractStatus, Industry, TenantChanged
 from switchboard_platform.errors import Unprocessable
 from switchboard_platform.testing.fakes import FakeDatabase
 from switchboard_retention.dsr_store import DsrStore
@@ -37,14 +40,35 @@ async def test_a_sweep_as_of_a_future_time_is_refused_in_production() -> None:
     assert refused.value.field == "as_of"
 
 
+def _tenant_changed(tenant_id: str) -> Event[TenantChanged]:
+    payload = TenantChanged(
+        tenant_id=tenant_id,
+        change="created",
+        name="Hausverwaltung Lindner",
+        industry=Industry.OTHER,
+        secrecy_bound=False,
+        contract_status=ContractStatus.ACTIVE,
+    )
+    return make_event(payload, tenant_id=tenant_id, source="/switchboard/intake")
+
+
 async def test_a_sweep_in_test_orders_every_category_and_waits_for_the_participants() -> None:
     service = _service(production=False)
+    await service.tenant_changed(_tenant_changed("t1"))
     later = datetime.now(UTC) + timedelta(days=61)
     sweep_id = await service.start_sweep(requested_by="op", as_of=later, tenant_id="t1")
     sweep = await service.sweep(sweep_id)
     assert sweep["status"] == "running"
     assert len(sweep["orders"]) == 5
     assert {m["service"] for m in sweep["missing"]} == {"notes"}
+
+
+async def test_a_sweep_limited_to_a_tenant_never_announced_is_refused_and_issues_nothing() -> None:
+    db = FakeDatabase()
+    with pytest.raises(Unprocessable) as refused:
+        await _service(production=False, db=db).start_sweep(requested_by="op", tenant_id="t-typo")
+    assert refused.value.field == "body.tenant_id"
+    assert await db["sweeps"].count_documents({}) == 0
 
 
 async def test_r_ret_6_only_the_replica_that_issues_a_sweep_erases_its_own_kept_answers() -> None:
