@@ -67,12 +67,23 @@ class DsrStore:
         return [doc async for doc in self._requests.find(query, outbox_fields_excluded())]
 
     async def update(
-        self, request_id: str, changes: Document, events: Sequence[Event[Any]] = ()
+        self,
+        request_id: str,
+        changes: Document,
+        events: Sequence[Event[Any]] = (),
+        *,
+        unless_answered_by: str | None = None,
     ) -> Document | None:
-        """Apply `changes` (update operators), with events to publish; the request after."""
+        """Apply `changes` (update operators), with events to publish; the request after.
+
+        `unless_answered_by`: only while that service's part is not answered yet (else None).
+        """
         update = merge_updates(changes, outbox_update(events)) if events else changes
+        where: Document = {"_id": request_id}
+        if unless_answered_by is not None:
+            where["answered"] = {"$nin": [unless_answered_by]}
         return await self._requests.find_one_and_update(
-            {"_id": request_id},
+            where,
             update,
             projection=outbox_fields_excluded(),
             return_document=ReturnDocument.AFTER,

@@ -257,6 +257,8 @@ class DsrService:
 
         Answered as retention's own part of the erasure, after the request is stored (a
         crash in between: `tick` does it). Those answers' own clock is the call data's.
+        `create` and a `tick` (of this replica or another) can both get here for one request:
+        the second finds nothing left, and its count of 0 never replaces the first's.
         """
         keys = {subject_key(SubjectId.model_validate(i)) for i in doc["identifiers"]}
         tenant = doc.get("tenant_id")
@@ -265,7 +267,7 @@ class DsrService:
         )
         count = RecordCount(category=DataCategory.CALL_DATA, collection=FRAGMENTS, count=erased)
         summary = _summary([count] if erased else [], answered_at=self._clock().isoformat())
-        await self._answered(doc["_id"], SERVICE, summary, "")
+        await self._answered(doc["_id"], SERVICE, summary, "", only_first=not erased)
         if erased:
             log.info("kept answers erased", extra={"request_id": doc["_id"], "count": erased})
 
@@ -283,13 +285,22 @@ class DsrService:
         await self._answered(doc["_id"], receipt.service, summary, "")
 
     async def _answered(
-        self, request_id: str, service: str, summary: Document, prefix: str
+        self,
+        request_id: str,
+        service: str,
+        summary: Document,
+        prefix: str,
+        *,
+        only_first: bool = False,
     ) -> None:
+        """Record `service`'s part; `only_first`: unless it has answered already."""
         changes = {
             "$set": {f"{prefix}parts.{service}": summary},
             "$addToSet": {f"{prefix}answered": service},
         }
-        doc = await self._requests.update(request_id, changes)
+        doc = await self._requests.update(
+            request_id, changes, unless_answered_by=service if only_first else None
+        )
         if doc is not None and not prefix:
             await self._settle(doc, self._clock())
 
