@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 import pytest
 
 from switchboard_contracts.calls import CallReceived
+from switchboard_contracts.dsr import DsrRequested
 from switchboard_contracts.envelope import EventPayload
 from switchboard_contracts.kafka_binding import (
     MalformedEvent,
@@ -118,3 +119,73 @@ def test_event_on_the_wrong_topic_is_malformed() -> None:
     _, value, headers = call_record()
     with pytest.raises(MalformedEvent, match=r"does not belong on topic 'note\.created'"):
         decode("note.created", value, headers)
+
+
+# Found by an outside probe (2026-11-28): each of these stopped a partition for good, or was
+# refused only by the handler (a 64-bit overflow in PyMongo), or quoted the input.
+
+
+def test_json_nested_deeper_than_python_reads_is_malformed_not_a_recursion_error() -> None:
+    topic, _, headers = call_record()
+    with pytest.raises(MalformedEvent, match="nested too deeply"):
+        decode(topic, b"[" * 100_000 + b"]" * 100_000, headers)
+
+
+def test_a_dsr_request_with_a_naive_and_an_aware_time_reads_the_naive_one_as_utc() -> None:
+    event = sample_event(DsrRequested)
+    record = encode(event)
+    data = json.loads(record.value)
+    data["requested_at"] = "2025-03-14T09:30:00"  # the validator compared it with an aware due_at
+    decoded = decode(record.topic, json.dumps(data).encode(), record.headers).data
+    assert isinstance(decoded, DsrRequested)
+    assert decoded.requested_at == datetime(2025, 3, 14, 9, 30, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("field", "bad"),
+    [
+        ("received_at", "9999-12-31T23:59:59-23:59"),  # overflowed on its way to UTC
+        ("received_at", "0001-01-01T00:00:00+01:00"),
+        ("started_at", "2201-01-01T00:00:00+00:00"),
+        ("duration_seconds", 2**63),  # MongoDB stores 64-bit integers
+        ("duration_seconds", -1),
+    ],
+)
+def test_times_and_numbers_no_database_stores_are_schema_violations_naming_the_field(
+    field: str, bad: object
+) -> None:
+    topic, value, headers = call_record()
+    data = json.loads(value)
+    data[field] = bad
+    with pytest.raises(SchemaViolation) as caught:
+        decode(topic, json.dumps(data).encode(), headers)
+    assert caught.value.reason.startswith(f"{field}:")
+    assert str(bad) not in caught.value.reason
+
+
+@pytest.mark.parametrize(
+    ("header", "bad"),
+    [
+        ("ce_time", "9999-12-31T23:59:59+00:00"),  # froze "newest event wins" stores for good
+        ("ce_time", "Erika-Mustermann"),
+        ("ce_subject", "Erika Mustermann +4915112345678 " * 10),
+        ("ce_source", "Erika Mustermann +4915112345678 " * 10),
+    ],
+)
+def test_a_bad_envelope_attribute_is_named_without_quoting_it(header: str, bad: str) -> None:
+    topic, value, headers = call_record()
+    headers[header] = bad
+    with pytest.raises(MalformedEvent) as caught:
+        decode(topic, value, headers)
+    assert caught.value.reason.startswith(("bad CloudEvents attribute: ce_", "ce_time:"))
+    assert header.removeprefix("ce_") in caught.value.reason
+    assert "Erika" not in caught.value.reason
+    assert "9999" not in caught.value.reason
+
+
+def test_a_binary_header_of_another_producer_is_skipped_but_one_of_ours_is_malformed() -> None:
+    topic, value, headers = call_record()
+    pairs = [(name, text.encode()) for name, text in headers.items()]
+    assert decode(topic, value, [*pairs, ("x-bin", b"\xff\xfe\x00")]).data
+    with pytest.raises(MalformedEvent, match="not UTF-8"):
+        decode(topic, value, [*pairs[1:], (pairs[0][0], b"\xff\xfe")])

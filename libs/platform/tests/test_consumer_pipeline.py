@@ -13,9 +13,10 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from pymongo.errors import AutoReconnect
 
-from switchboard_contracts import Event, encode, make_event
+from switchboard_contracts import Event, decode, encode, make_event
 from switchboard_contracts.calls import CallReceived
 from switchboard_contracts.samples import sample_payload
+from switchboard_platform import consumer as consumer_module
 from switchboard_platform.runtime import ServiceRuntime
 from switchboard_platform.settings import ServiceSettings
 from switchboard_platform.testing.apps import running_app
@@ -220,5 +221,42 @@ async def test_a_header_without_value_is_dead_lettered_not_a_blocked_partition(
     [dead] = await _dead_letters(harness.servers, tenant, expect=1)
     headers = dict(dead.headers)
     assert headers["dlq_error_kind"] == b"malformed"
-    assert b"\nid\n" in headers["dlq_error_reason"]  # the empty CloudEvents id, named
+    assert headers["dlq_error_reason"].startswith(b"bad CloudEvents attribute: ce_id:")
     assert dead.value == bad_value
+
+
+async def test_json_nested_too_deeply_or_a_decoder_bug_is_dead_lettered_and_the_partition_moves_on(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by an outside probe: JSON nested 100,000 deep raised RecursionError, and a
+    payload validator's TypeError escaped decoding; either killed the partition's worker
+    with nothing dead-lettered, the records behind it never handled, readiness green."""
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    value, headers, _ = _valid(tenant)
+    good_value, good_headers, good_id = _valid(tenant)
+    real_decode = decode
+
+    def decode_with_a_bug(topic: str, raw: bytes | None, record_headers: Any) -> Any:
+        if ("ce_id", b"validator-bug") in list(record_headers):
+            raise TypeError("can't compare offset-naive and offset-aware datetimes")
+        return real_decode(topic, raw, record_headers)
+
+    monkeypatch.setattr(consumer_module, "decode", decode_with_a_bug)
+    await _produce(
+        harness.servers,
+        [
+            (b"[" * 100_000 + b"]" * 100_000, dict(headers, ce_id="deep")),
+            (value, dict(headers, ce_id="validator-bug")),
+            (good_value, good_headers),
+        ],
+        key=tenant.encode(),
+    )
+    await _wait_seen(harness.recorder, [good_id])
+    dead = await _dead_letters(harness.servers, tenant, expect=2)
+    reasons = {dict(r.headers)["ce_id"]: dict(r.headers) for r in dead}
+    assert reasons[b"deep"]["dlq_error_kind"] == b"malformed"
+    assert b"nested too deeply" in reasons[b"deep"]["dlq_error_reason"]
+    assert reasons[b"validator-bug"]["dlq_error_kind"] == b"malformed"
+    assert reasons[b"validator-bug"]["dlq_error_reason"] == b"decoding failed: builtins.TypeError"
+    ready = await harness.client.get("/readyz")
+    assert ready.status_code == 200, ready.text

@@ -184,3 +184,40 @@ async def test_a_partition_far_behind_is_paused_and_resumed_once_it_caught_up() 
     await _drain(consumer)
     assert P0 not in kafka.paused
     assert len(handler.handled) == MAX_QUEUED_PER_PARTITION + 10
+
+
+@dataclass
+class BrokenOnce(Handler):
+    """A pipeline that breaks on one record (twice), as a bug in it would, then recovers."""
+
+    breaks_left: int = 2
+    stalls: list[str] = field(default_factory=list)
+    recoveries: int = 0
+
+    async def process(self, record: Any) -> None:
+        if record.offset == 1 and self.breaks_left:
+            self.breaks_left -= 1
+            raise RecursionError("maximum recursion depth exceeded")
+        await super().process(record)
+
+    def stalled(self, reason: str) -> None:
+        self.stalls.append(reason)
+
+    def recovered(self) -> None:
+        self.recoveries += 1
+
+
+async def test_a_pipeline_that_breaks_leaves_the_record_in_place_reports_the_stall_and_retries(
+    monkeypatch: Any,
+) -> None:
+    """The worker died with the record before: nothing handled behind it, readiness green."""
+    monkeypatch.setattr("switchboard_platform.topic_consumer.WORKER_MAX_BACKOFF_S", 0.2)
+    handler = BrokenOnce()
+    consumer, kafka = _consumer(handler)
+    consumer._enqueue(P0, _records(P0, range(0, 3)))
+    await _drain(consumer)
+    assert [o for _, o in handler.handled] == [0, 1, 2]  # in order, the broken one included
+    assert handler.stalls == ["worker: RecursionError"] * 2
+    assert handler.recoveries == 1
+    await consumer.commit()
+    assert kafka.commits == [{P0: 3}]

@@ -1,10 +1,8 @@
 """Payload of `call.received`: a call captured by an agent at intake (R-CALL-1, R-REC-1)."""
 
-from datetime import datetime
-
 from pydantic import Field
 
-from .common import E164, Caller, ContractModel, Identifier, LongText, Name
+from .common import E164, Caller, ContractModel, Count, Identifier, LongText, Name, Timestamp
 from .envelope import EventPayload
 from .topics import CALL_RECEIVED
 
@@ -30,9 +28,9 @@ class CallReceived(EventPayload):
     contact_person: Name | None = Field(
         default=None, description='Whom the caller asked for ("Ansprechpartner")'
     )
-    started_at: datetime
-    duration_seconds: int | None = Field(default=None, ge=0)
+    started_at: Timestamp
+    duration_seconds: Count | None = None
     forwarded_from: E164 | None = None
     dialed_number: E164 | None = None
     recording: RecordingRef | None = None
-    received_at: datetime
+    received_at: Timestamp

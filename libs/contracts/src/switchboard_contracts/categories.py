@@ -4,7 +4,7 @@ from enum import StrEnum
 
 from pydantic import Field
 
-from .common import ContractModel, Identifier
+from .common import ContractModel, Count, Identifier
 
 
 class DataCategory(StrEnum):
@@ -44,4 +44,4 @@ class RecordCount(ContractModel):
         description="The service's collection (or other store) the records lie in",
         examples=["notes", "deliveries"],
     )
-    count: int = Field(ge=0)
+    count: Count

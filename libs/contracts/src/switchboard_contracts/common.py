@@ -1,10 +1,18 @@
 """Value shapes shared by several payloads: people, data subjects, phone numbers, bounded text."""
 
 import re
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated, Self
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 _E164_PATTERN = r"^\+[1-9][0-9]{6,14}$"
 _E164_RE = re.compile(_E164_PATTERN)
@@ -18,6 +26,44 @@ Name = Annotated[str, StringConstraints(min_length=1, max_length=200, strip_whit
 ShortText = Annotated[str, StringConstraints(max_length=200)]
 LongText = Annotated[str, StringConstraints(max_length=5000)]
 Identifier = Annotated[str, StringConstraints(min_length=1, max_length=100)]
+
+EARLIEST_YEAR, LATEST_YEAR = 1900, 2199
+INT64_MAX = 2**63 - 1
+
+
+def _in_years(moment: datetime) -> datetime:
+    """A time within 1900-2199; one without an offset is read as UTC, as services write it.
+
+    Years are checked as written, before any arithmetic: `0001-01-01T00:00+01:00` would
+    overflow on its way to UTC, `9999-12-31` stop a retention clock that starts from it.
+    """
+    if not EARLIEST_YEAR <= moment.year <= LATEST_YEAR:
+        raise ValueError(f"lies outside the years {EARLIEST_YEAR} to {LATEST_YEAR}")
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        return moment.replace(tzinfo=UTC)
+    return moment
+
+
+def _fits_int64(value: int) -> int:
+    if value > INT64_MAX:
+        raise ValueError("exceeds the largest 64-bit integer (what MongoDB stores)")
+    return value
+
+
+def _day_in_years(day: date) -> date:
+    if not EARLIEST_YEAR <= day.year <= LATEST_YEAR:
+        raise ValueError(f"lies outside the years {EARLIEST_YEAR} to {LATEST_YEAR}")
+    return day
+
+
+Timestamp = Annotated[datetime, AfterValidator(_in_years)]
+"""Every time in a contract: within 1900-2199, never naive (a naive one is UTC)."""
+Day = Annotated[date, AfterValidator(_day_in_years)]
+"""Every calendar day in a contract (contract dates, a hold's end): within 1900-2199."""
+Int64 = Annotated[int, AfterValidator(_fits_int64)]
+"""An integer a database can store: at most 2**63 - 1 (bounds below go in its `Field`)."""
+Count = Annotated[int, Field(ge=0), AfterValidator(_fits_int64)]
+"""A number of things or seconds: 0 up to 2**63 - 1."""
 
 
 class ContractModel(BaseModel):

@@ -1,11 +1,10 @@
 """Payload of `consent.changed`: who consented to what, when, how, to which wording (R-CON-3)."""
 
-from datetime import datetime
 from enum import StrEnum
 
 from pydantic import Field
 
-from .common import Identifier, SubjectId
+from .common import Identifier, SubjectId, Timestamp
 from .envelope import EventPayload
 from .topics import CONSENT_CHANGED
 
@@ -57,7 +56,7 @@ class ConsentChanged(EventPayload):
     purpose: ConsentPurpose
     channel: ConsentChannel
     status: ConsentStatus
-    occurred_at: datetime = Field(description="When the subject declared it (not when recorded)")
+    occurred_at: Timestamp = Field(description="When the subject declared it (not when recorded)")
     method: ConsentMethod
     text_version: Identifier = Field(
         description="Version of the consent wording the subject was shown or read out",

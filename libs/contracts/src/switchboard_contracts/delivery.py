@@ -1,12 +1,11 @@
 """Payloads of `notification.*` and `crm.*`: each transfer out of the system (R-API-2)."""
 
-from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import Field, StringConstraints
 
-from .common import Identifier, LongText, ShortText
+from .common import Identifier, Int64, LongText, ShortText, Timestamp
 from .envelope import EventPayload
 from .tenants import Channel
 from .topics import CRM_FAILED, CRM_SYNCED, NOTIFICATION_FAILED, NOTIFICATION_SENT
@@ -38,8 +37,8 @@ class NotificationAttempt(EventPayload):
     recipient: ShortText = Field(examples=["empfang@kanzlei-meyer.de", "+4915112345678"])
     legal_basis: LegalBasis
     provider: Identifier = Field(description="The mail or SMS gateway", examples=["smtp", "twilio"])
-    attempt: int = Field(default=1, ge=1)
-    attempted_at: datetime
+    attempt: Int64 = Field(default=1, ge=1)
+    attempted_at: Timestamp
 
 
 class NotificationSent(NotificationAttempt):
@@ -87,8 +86,8 @@ class CrmTransfer(EventPayload):
         examples=["EU SCC 2021/914"],
     )
     legal_basis: LegalBasis
-    attempt: int = Field(default=1, ge=1)
-    attempted_at: datetime
+    attempt: Int64 = Field(default=1, ge=1)
+    attempted_at: Timestamp
     operation: Literal["sync", "delete"] = Field(
         default="sync",
         description="Whether the note was written to the CRM or removed from it (R-NOTE-2)",

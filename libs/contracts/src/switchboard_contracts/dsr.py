@@ -1,13 +1,12 @@
 """Payloads of `dsr.requested` and `dsr.fragment`: data-subject requests and the answers."""
 
-from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Self
 
 from pydantic import Field, JsonValue, StringConstraints, model_validator
 
 from .categories import DataCategory, RecordCount
-from .common import ContractModel, Identifier, LongText, ShortText, SubjectId
+from .common import ContractModel, Identifier, Int64, LongText, ShortText, SubjectId, Timestamp
 from .envelope import EventPayload
 from .topics import DSR_FRAGMENT, DSR_REQUESTED
 
@@ -72,8 +71,8 @@ class DsrRequested(EventPayload):
     details: LongText | None = Field(
         default=None, description="What to rectify, restrict or object to, in the subject's words"
     )
-    requested_at: datetime
-    due_at: datetime = Field(description="One month after the request, or as extended (R-DSR-T)")
+    requested_at: Timestamp
+    due_at: Timestamp = Field(description="One month after the request, or as extended (R-DSR-T)")
     corrections: tuple[Correction, ...] = Field(
         default=(), description="For rectification: the corrected values, applied by every service"
     )
@@ -107,7 +106,7 @@ class DsrRecord(ContractModel):
     recipients: tuple[ShortText, ...] = Field(
         default=(), examples=[["Kanzlei Meyer (client)", "mail provider (EU)"]]
     )
-    retained_until: datetime | None = Field(
+    retained_until: Timestamp | None = Field(
         default=None, description="When the record will be erased under its retention rule"
     )
     data: dict[str, JsonValue] = Field(
@@ -134,9 +133,9 @@ class DsrFragment(EventPayload):
     remarks: LongText | None = Field(
         default=None, description="What the service did or could not do, and why"
     )
-    completed_at: datetime
+    completed_at: Timestamp
     lifted: bool = Field(
         default=False, description="Answers a lift: the restriction or objection has ended"
     )
-    part: int = Field(default=1, ge=1, description="This fragment's number, for a long answer")
-    parts: int = Field(default=1, ge=1, description="How many fragments the service's answer has")
+    part: Int64 = Field(default=1, ge=1, description="This fragment's number, for a long answer")
+    parts: Int64 = Field(default=1, ge=1, description="How many fragments the service's answer has")

@@ -8,6 +8,8 @@ from typing import Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from .common import Timestamp
+
 SPEC_VERSION = "1.0"
 TYPE_PREFIX = "org.switchboard"
 
@@ -47,7 +49,7 @@ class Event(BaseModel, Generic[P]):
     source: str = Field(min_length=1, max_length=200, examples=["/switchboard/intake"])
     type: str = Field(min_length=1, max_length=200)
     specversion: str = SPEC_VERSION
-    time: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    time: Timestamp = Field(default_factory=lambda: datetime.now(UTC))
     subject: str | None = Field(default=None, max_length=200)
     tenantid: str = Field(min_length=1, max_length=100, description="Tenant the event belongs to")
     datacontenttype: str = "application/json"
@@ -66,7 +68,7 @@ def make_event(
     source: str,
     subject: str | None = None,
     event_id: str | None = None,
-    time: datetime | None = None,
+    time: Timestamp | None = None,
 ) -> Event[P]:
     """Wrap a payload in a fresh envelope."""
     extra: dict[str, Any] = {}

@@ -77,16 +77,20 @@ def encode(event: Event[Any]) -> KafkaRecord:
 
 
 def _header_map(headers: Mapping[str, Any] | Iterable[tuple[str, Any]]) -> dict[str, str]:
+    """The record's headers as text; a header that is not UTF-8 is malformed only when it
+    is one of ours (`ce_*`, `content-type`): another producer's binary header is skipped."""
     items = headers.items() if isinstance(headers, Mapping) else headers
     result: dict[str, str] = {}
     for name, raw in items:
+        key = name.lower()
         if isinstance(raw, bytes | bytearray):
             try:
-                result[name.lower()] = bytes(raw).decode()
+                result[key] = bytes(raw).decode()
             except UnicodeDecodeError as exc:
-                raise MalformedEvent(f"header {name!r} is not UTF-8") from exc
+                if key.startswith("ce_") or key == "content-type":
+                    raise MalformedEvent(f"header {name!r} is not UTF-8") from exc
         elif raw is not None:
-            result[name.lower()] = str(raw)
+            result[key] = str(raw)
     return result
 
 
@@ -115,13 +119,21 @@ def decode(
         data_json = json.loads(value)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise MalformedEvent(f"value is not JSON: {exc}") from exc
+    except RecursionError:
+        raise MalformedEvent("value is nested too deeply to read") from None
     try:
         data = model.model_validate(data_json)
     except ValidationError as exc:
         raise SchemaViolation(describe_validation_error(exc)) from exc
+    except RecursionError:
+        raise SchemaViolation("data is nested too deeply to check") from None
     # A bad envelope attribute (e.g. an unparsable ce_time) is malformed, not a data fault.
+    # The reason names the attribute and the rule, never its value (it may be personal data).
     try:
         time = datetime.fromisoformat(attrs["ce_time"]) if "ce_time" in attrs else None
+    except ValueError:
+        raise MalformedEvent("ce_time: not an ISO 8601 time") from None
+    try:
         return Event[model](  # type: ignore[valid-type]
             id=attrs["ce_id"],
             source=attrs["ce_source"],
@@ -132,14 +144,17 @@ def decode(
             data=data,
             **({"time": time} if time else {}),
         )
-    except ValueError as exc:  # pydantic's ValidationError is a ValueError too
-        raise MalformedEvent(f"bad CloudEvents attribute: {exc}") from exc
+    except ValidationError as exc:
+        named = describe_validation_error(exc, prefix="ce_")
+        raise MalformedEvent(f"bad CloudEvents attribute: {named}") from exc
 
 
-def describe_validation_error(exc: ValidationError) -> str:
-    """Summarise a pydantic error as `field.path: message; ...`, naming each field at fault."""
+def describe_validation_error(exc: ValidationError, *, prefix: str = "") -> str:
+    """Summarise a pydantic error as `field.path: message; ...`, naming each field at fault
+    and its rule, never the input (`include_input=False`; a message of a value error is
+    the validator's own wording)."""
     parts = []
-    for err in exc.errors()[:10]:
+    for err in exc.errors(include_input=False, include_context=False)[:10]:
         loc = ".".join(str(p) for p in err["loc"]) or "<root>"
-        parts.append(f"{loc}: {err['msg']}")
+        parts.append(f"{prefix}{loc}: {err['msg']}")
     return "; ".join(parts)

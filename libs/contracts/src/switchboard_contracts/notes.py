@@ -1,12 +1,11 @@
 """Payloads of `note.created`, `note.deleted` and `note.rated` (R-CALL-1, R-NOTE-2, R-NOTE-3)."""
 
-from datetime import datetime
 from enum import StrEnum
 
 from pydantic import Field
 
 from .calls import RecordingRef
-from .common import E164, Caller, Identifier, LongText, Name
+from .common import E164, Caller, Count, Identifier, LongText, Name, Timestamp
 from .envelope import EventPayload
 from .topics import NOTE_CREATED, NOTE_DELETED, NOTE_RATED
 
@@ -24,11 +23,11 @@ class NoteCreated(EventPayload):
     caller: Caller
     concern: LongText
     contact_person: Name | None = None
-    started_at: datetime
-    duration_seconds: int | None = Field(default=None, ge=0)
+    started_at: Timestamp
+    duration_seconds: Count | None = None
     forwarded_from: E164 | None = None
     recording: RecordingRef | None = None
-    created_at: datetime
+    created_at: Timestamp
 
 
 class DeletionReason(StrEnum):
@@ -48,7 +47,7 @@ class NoteDeleted(EventPayload):
     note_id: Identifier
     call_id: Identifier
     tenant_id: Identifier
-    deleted_at: datetime
+    deleted_at: Timestamp
     deleted_by: Identifier
     reason: DeletionReason
 
@@ -65,5 +64,5 @@ class NoteRated(EventPayload):
     agent_id: Identifier
     score: int = Field(ge=1, le=5)
     comment: LongText | None = None
-    rated_at: datetime
+    rated_at: Timestamp
     rated_by: Identifier

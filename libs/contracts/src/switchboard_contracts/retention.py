@@ -1,13 +1,12 @@
 """Payloads of `retention.due` and `retention.completed`: erasure orders and receipts (R-RET-6)."""
 
-from datetime import date, datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
 from pydantic import Field
 
 from .categories import DataCategory, RecordCount
-from .common import ContractModel, Identifier, ShortText, SubjectId
+from .common import ContractModel, Day, Identifier, ShortText, SubjectId, Timestamp
 from .envelope import EventPayload
 from .topics import RETENTION_COMPLETED, RETENTION_DUE
 
@@ -25,7 +24,7 @@ class CategoryScope(ContractModel):
 
     kind: Literal["category"]
     category: DataCategory
-    cutoff: datetime = Field(description="Erase records whose retention clock started before this")
+    cutoff: Timestamp = Field(description="Erase records whose retention clock started before this")
     tenant_id: Identifier | None = Field(
         default=None, description="Only this tenant; null means all tenants"
     )
@@ -64,7 +63,7 @@ class LegalHold(ContractModel):
         description="The legal duty that keeps the records",
         examples=["R-RET-5: tax audit 2025, § 147 AO"],
     )
-    until: date | None = Field(default=None, description="Last day the hold applies")
+    until: Day | None = Field(default=None, description="Last day the hold applies")
     tenant_id: Identifier | None = Field(default=None, description="Only this tenant's records")
     subject: SubjectId | None = Field(default=None, description="Only this data subject's records")
     category: DataCategory | None = Field(default=None, description="Only records of this category")
@@ -79,7 +78,7 @@ class RetentionDue(EventPayload):
     request_id: Identifier = Field(description="Echoed in every service's retention.completed")
     scope: RetentionScope
     reason: RetentionReason
-    issued_at: datetime
+    issued_at: Timestamp
     holds: tuple[LegalHold, ...] = Field(
         default=(),
         description="Legal holds in force: records in scope that a hold covers are kept and "
@@ -95,7 +94,7 @@ class RetainedCount(RecordCount):
         description="The legal duty that keeps them",
         examples=["R-RET-5: invoice, § 147 AO, 10 years"],
     )
-    retained_until: date | None = None
+    retained_until: Day | None = None
     hold_id: Identifier | None = Field(
         default=None, description="The legal hold that keeps them, if an operator placed one"
     )
@@ -115,4 +114,4 @@ class RetentionCompleted(EventPayload):
     retained: tuple[RetainedCount, ...] = Field(
         default=(), description="Records in scope kept under legal hold, with the reason"
     )
-    completed_at: datetime
+    completed_at: Timestamp

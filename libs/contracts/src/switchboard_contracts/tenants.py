@@ -1,12 +1,11 @@
 """Payload of `tenant.changed`: a client's profile as onboarded (R-ONB-1)."""
 
-from datetime import date
 from enum import StrEnum
 from typing import Literal
 
 from pydantic import Field
 
-from .common import E164, ContractModel, Identifier, LongText, Name, ShortText
+from .common import E164, ContractModel, Day, Identifier, LongText, Name, ShortText
 from .envelope import EventPayload
 from .topics import TENANT_CHANGED
 
@@ -77,8 +76,8 @@ class TenantChanged(EventPayload):
     industry: Industry
     secrecy_bound: bool
     contract_status: ContractStatus
-    contract_signed_on: date | None = None
-    contract_terminated_on: date | None = None
+    contract_signed_on: Day | None = None
+    contract_terminated_on: Day | None = None
     forwarding_numbers: tuple[E164, ...] = ()
     call_hours: tuple[TimeWindow, ...] = ()
     break_hours: tuple[TimeWindow, ...] = ()

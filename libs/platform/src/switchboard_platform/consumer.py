@@ -134,6 +134,14 @@ class EventPipeline(Generic[P]):
         self._health = health
         self._component = f"consumer:{self.topic}"
 
+    def stalled(self, reason: str) -> None:
+        """Report the topic's consumption stuck (readiness says `reason`) until `recovered`."""
+        self._health.stall(self._component, reason)
+
+    def recovered(self) -> None:
+        """The topic's consumption moves again."""
+        self._health.recover(self._component)
+
     async def process(self, record: RawRecord) -> None:
         """Handle one record in its own log scope (and span); return once handled or dead."""
         with log_scope():
@@ -164,6 +172,12 @@ class EventPipeline(Generic[P]):
             event = decode(record.topic, record.value, record.headers)
         except EventDecodeError as exc:
             await self._dead_letter(record, exc.kind, exc.reason)
+            return
+        except Exception as exc:  # a fault the contract did not foresee (a validator's bug)
+            log.exception("record could not be decoded; dead-lettering")
+            # the exception's type only: its message may quote the record's content
+            reason = f"decoding failed: {type(exc).__module__}.{type(exc).__qualname__}"
+            await self._dead_letter(record, "malformed", reason)
             return
         bind_tenant(event.tenantid)
         _describe_span(event)

@@ -57,6 +57,8 @@ class _Partition:
     paused: bool = False
 
 
+WORKER_MAX_BACKOFF_S = 5.0
+"""The longest a partition worker waits before it tries a record its pipeline broke on again."""
 HOT_TOPICS = frozenset({CALL_RECEIVED, NOTE_CREATED})
 """Topics a flow waits on (a call becoming a note, a note reaching the client)."""
 
@@ -272,10 +274,23 @@ class TopicConsumer:
             part.worker = asyncio.create_task(self._work(part), name=f"work:{tp}")
 
     async def _work(self, part: _Partition) -> None:
+        backoff, failing = 0.1, False
         while part.queue:
             record = part.queue[0]
-            async with self._slots:
-                await self._pipeline.process(_raw(record))
+            try:
+                async with self._slots:
+                    await self._pipeline.process(_raw(record))
+            except Exception as exc:  # the pipeline handles every record's faults; if it broke,
+                # the partition waits on this record, not ready, rather than die unnoticed
+                log.exception("partition worker failed; retrying", extra={"topic": self.topic})
+                self._pipeline.stalled(f"worker: {type(exc).__name__}")
+                failing = True
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, WORKER_MAX_BACKOFF_S)
+                continue
+            if failing:
+                backoff, failing = 0.1, False
+                self._pipeline.recovered()
             if part.queue and part.queue[0] is record:  # not dropped by a revocation meanwhile
                 part.queue.popleft()
                 part.handled = record.offset + 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -17,7 +18,7 @@ from switchboard_contracts.consent import (
 )
 from switchboard_contracts.notes import NoteCreated, NoteDeleted
 from switchboard_contracts.tenants import Channel, TenantChanged
-from switchboard_platform.errors import Conflict, NotFound
+from switchboard_platform.domain_errors import Conflict, NotFound
 from switchboard_platform.known_tenants import require_known_tenant
 from switchboard_platform.mongo import Document, as_utc
 
@@ -37,6 +38,8 @@ from .domain import (
 from .ledger import Ledger, from_epoch_ms
 from .registry import ConsentRegistry
 from .repository import NotesRepository, TenantsRepository
+
+log = logging.getLogger(__name__)
 
 SOURCE = "/switchboard/notify"
 Clock = Callable[[], datetime]
@@ -117,9 +120,20 @@ class NotifyService:
         change of the tenant must not grant in their name what they withdrew. The consents
         are recorded before the profile is saved, so a redelivery after a crash in between
         still finds the recipients new.
+
+        An event older than the stored profile changes nothing (a redelivery, or a producer
+        replaying history): it would bring back a terminated contract or a removed
+        recipient, and grant that recipient consent. A tenant's events share a partition,
+        so one worker applies them in order.
         """
         profile = TenantProfile.from_event(event)
         previous = await self._tenants.get(profile.tenant_id, fresh=True)
+        if previous is not None and previous.changed_at > profile.changed_at:
+            log.info(
+                "older tenant.changed ignored",
+                extra={"tenant_id": profile.tenant_id, "event_id": event.id},
+            )
+            return
         listed = (
             set() if previous is None else {(r.channel, r.address) for r in previous.recipients}
         )

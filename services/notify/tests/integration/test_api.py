@@ -19,7 +19,7 @@ from switchboard_contracts.consent import (
     ConsentStatus,
 )
 from switchboard_contracts.retention import RetentionDue, RetentionReason, SubjectScope
-from switchboard_contracts.tenants import Channel
+from switchboard_contracts.tenants import Channel, ContractStatus
 from switchboard_platform.testing.pytest_plugin import ServerEndpoints
 from switchboard_platform.testing.tokens import auth_header
 from switchboard_platform.testing.topics import collect_events
@@ -389,3 +389,42 @@ async def test_r_con_2_r_dsr_17_an_erased_recipient_is_not_granted_consent_again
         erased: None,
         added: "granted",
     }
+
+
+async def test_r_con_2_an_older_tenant_change_neither_revives_a_removed_recipient_nor_grants_it(
+    notify: httpx.AsyncClient, servers: ServerEndpoints
+) -> None:
+    """A `tenant.changed` older than the stored profile (replayed, redelivered late) changes
+    nothing: before, notify took it whole, so a terminated client was active again and a
+    recipient the client had removed was back, with a fresh "written" consent."""
+    bootstrap = servers.kafka_bootstrap_servers
+    tenant = new_tenant()
+    client = auth_header("client", tenant=tenant, sub="anna")
+    kept, removed = address(tenant), address(tenant, "alt")
+    now = dt.datetime.now(dt.UTC)
+    newer = tenant_changed(
+        tenant, [(Channel.EMAIL, kept, "Frau Meyer")], status=ContractStatus.TERMINATED
+    )
+    older = tenant_changed(tenant, [(Channel.EMAIL, removed, "Frau Alt")])
+    await publish(bootstrap, newer.model_copy(update={"time": now}))
+    await publish(bootstrap, older.model_copy(update={"time": now - dt.timedelta(days=30)}))
+    # a third, newest change of the same tenant (its partition: handled after the older)
+    later = address(tenant, "spaeter")
+    latest = tenant_changed(
+        tenant,
+        [(Channel.EMAIL, kept, "Frau Meyer"), (Channel.EMAIL, later, "Empfang")],
+        status=ContractStatus.TERMINATED,
+    )
+    await publish(bootstrap, latest.model_copy(update={"time": now + dt.timedelta(seconds=1)}))
+
+    async def history(subject: str) -> list[str]:
+        reply = await notify.get("/v1/consents", params={"subject": subject}, headers=client)
+        return [r["status"] for r in reply.json()]
+
+    async def latest_handled() -> bool:
+        return await history(later) == ["granted"]
+
+    await eventually(latest_handled)
+    assert await history(removed) == []  # the older change granted nothing in their name
+    listed = (await notify.get("/v1/recipients", headers=client)).json()
+    assert sorted(r["address"] for r in listed) == sorted([kept, later])

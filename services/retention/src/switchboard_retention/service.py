@@ -193,15 +193,14 @@ class RetentionService:
         receipt = event.data
         seq = await self._receipts.append(receipt, event.id)
         if seq is not None:
-            metrics.RECEIPTS.labels(service=receipt.service).inc()
+            # a label per configured participant only: the name comes from the event, and
+            # any producer could otherwise add series without bound (or with odd bytes)
+            label = receipt.service if receipt.service in self.participants else "other"
+            metrics.RECEIPTS.labels(service=label).inc()
             for count in receipt.erased:
-                metrics.ERASED.labels(service=receipt.service, category=count.category).inc(
-                    count.count
-                )
+                metrics.ERASED.labels(service=label, category=count.category).inc(count.count)
             for kept in receipt.retained:
-                metrics.RETAINED.labels(service=receipt.service, category=kept.category).inc(
-                    kept.count
-                )
+                metrics.RETAINED.labels(service=label, category=kept.category).inc(kept.count)
         key = answer_key(receipt.request_id, receipt.service)
         sweep = await self._sweeps.answered(receipt.request_id, key)
         if sweep is None:

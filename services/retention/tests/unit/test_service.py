@@ -6,8 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from prometheus_client import REGISTRY
 
 from switchboard_contracts import Event, make_event
+from switchboard_contracts.retention import RetentionCompleted
 from switchboard_contracts.tenants import ContractStatus, Industry, TenantChanged
 from switchboard_platform.errors import Unprocessable
 from switchboard_platform.testing.fakes import FakeDatabase
@@ -114,3 +116,26 @@ async def test_r_ret_4_an_offboarded_tenants_kept_answers_go_with_it() -> None:
     sweep_id = await service.start_sweep(requested_by="op")
     assert (await service.sweep(sweep_id))["own_erased"] == 2
     assert [d["tenant_id"] async for d in db["dsr_fragments"].find({})] == ["staying"]
+
+
+async def test_receipt_metrics_are_labelled_by_configured_participants_only() -> None:
+    """The label came from the event: any producer could add series, NUL bytes included."""
+    service = _service(production=False)
+
+    def receipts(label: str) -> float:
+        value = REGISTRY.get_sample_value(
+            "switchboard_retention_receipts_total", {"service": label}
+        )
+        return value or 0.0
+
+    before = {label: receipts(label) for label in ("notes", "other", "a\x00b")}
+    for name in ("notes", "a\x00b"):
+        receipt = RetentionCompleted(
+            request_id=f"r-{name!r}", service=name, completed_at=datetime.now(UTC)
+        )
+        await service.record_receipt(
+            make_event(receipt, tenant_id="t1", source="/switchboard/notes")
+        )
+    assert receipts("notes") == before["notes"] + 1
+    assert receipts("other") == before["other"] + 1
+    assert receipts("a\x00b") == before["a\x00b"] == 0
