@@ -63,6 +63,7 @@ PATH_IDS = [  # (service, method, path with {id}, roles, its parameter)
     ("notes", "GET", "/v1/notes/{id}", ("client",), "note_id"),
     ("notes", "DELETE", "/v1/notes/{id}", ("client",), "note_id"),
     ("crm-sync", "POST", "/v1/transfers/{id}/retry?tenant_id=" + OWN, ("operator",), "transfer_id"),
+    ("notify", "POST", "/v1/deliveries/{id}/retry", ("operator",), "delivery_id"),
     ("retention", "GET", "/v1/sweeps/{id}", ("operator",), "sweep_id"),
     ("retention", "DELETE", "/v1/holds/{id}", ("operator",), "hold_id"),
     ("retention", "GET", "/v1/dsr/{id}", ("operator",), "request_id"),

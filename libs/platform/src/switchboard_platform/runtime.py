@@ -27,7 +27,7 @@ from .cursors import CursorCodec
 from .dead_letter_depth import DeadLetterDepth
 from .errors import ERROR_RESPONSES, install_error_handlers
 from .health import Health
-from .http import install_http
+from .http import MAX_ID_LENGTH, install_http
 from .kafka import Producer
 from .metrics import initialise_series
 from .mongo import MongoClient, MongoDatabase, create_mongo_client, ensure_indexes
@@ -299,7 +299,8 @@ class ServiceRuntime:
 
 
 def document_errors(app: FastAPI) -> None:
-    """Refuse to start an app whose API operations do not document the shared error answers.
+    """Refuse to start an app whose API operations do not document the shared error answers,
+    or take an id in their path that is not a `ResourceId` (one answer for an overlong id).
 
     Routers made with `http.api_router()` carry them; the OpenAPI document must list what
     a caller can get (Schemathesis checks every answer against it). Checked on the
@@ -316,3 +317,11 @@ def document_errors(app: FastAPI) -> None:
                     f"{method.upper()} {path}: build its router with "
                     f"switchboard_platform.http.api_router() (undocumented answers {missing})"
                 )
+            for param in operation.get("parameters", []):
+                schema = param.get("schema", {})
+                bounded = schema.get("maxLength") == MAX_ID_LENGTH or "$ref" in schema
+                if param.get("in") == "path" and not bounded:
+                    raise RuntimeError(
+                        f"{method.upper()} {path}: type the path parameter {param['name']!r} "
+                        "as switchboard_platform.http.ResourceId (or an enum)"
+                    )

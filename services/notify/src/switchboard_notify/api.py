@@ -9,7 +9,7 @@ from fastapi import Depends, Query, Request, status
 from switchboard_platform.auth import ClientUser, OperatorUser, Principal, TenantUser, tenant_of
 from switchboard_platform.cursors import CursorCodec, time_and_id, time_and_id_position
 from switchboard_platform.errors import Unprocessable
-from switchboard_platform.http import api_router
+from switchboard_platform.http import ResourceId, api_router
 from switchboard_platform.inputs import InvalidInput
 
 from .consents import Declaration, subject_of
@@ -152,6 +152,8 @@ async def list_deliveries(
     summary="Try a failed delivery again (operators)",
     responses={409: {"description": "The delivery has not failed"}},
 )
-async def retry_delivery(delivery_id: str, _: OperatorUser, service: Service) -> DeliveryPublic:
+async def retry_delivery(
+    delivery_id: ResourceId, _: OperatorUser, service: Service
+) -> DeliveryPublic:
     """Reopen a failed delivery with a fresh budget of attempts; the sender takes it up."""
     return DeliveryPublic.from_document(await service.retry(delivery_id))
