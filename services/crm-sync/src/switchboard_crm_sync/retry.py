@@ -9,6 +9,7 @@ jittered upwards only. Each connector has a breaker: after `threshold` failures 
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,6 +23,17 @@ HUBSPOT_DAILY_REMAINING = "x-hubspot-ratelimit-daily-remaining"
 PIPEDRIVE_RESET = "x-ratelimit-reset"
 DAILY_LIMIT_WAIT_S = 3600.0
 LOCKED_WAIT_S = 2.0
+MAX_VENDOR_WAIT_S = 3600.0
+"""The longest a CRM's own hint may pause a transfer or its connector (its daily window)."""
+
+
+def bounded_wait(seconds: float | None) -> float | None:
+    """A vendor's wait, capped at `MAX_VENDOR_WAIT_S`; None if it is not a finite number
+    (`Retry-After: 315360000` paused a connector for ten years, `x-ratelimit-reset: inf`
+    for ever)."""
+    if seconds is None or not math.isfinite(seconds) or seconds < 0:
+        return None
+    return min(seconds, MAX_VENDOR_WAIT_S)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +59,7 @@ def retry_after(headers: Mapping[str, str], now: datetime | None = None) -> floa
     if value is None:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # "²" is a digit to Python, not to float()
         return float(value)
     try:
         when = parsedate_to_datetime(value)
@@ -60,9 +72,10 @@ def retry_after(headers: Mapping[str, str], now: datetime | None = None) -> floa
 
 def _number(headers: Mapping[str, str], name: str) -> float | None:
     try:
-        return float(headers[name])
+        value = float(headers[name])
     except (KeyError, ValueError):
         return None
+    return value if math.isfinite(value) else None
 
 
 def hubspot_wait(headers: Mapping[str, str], policy: str | None) -> float | None:

@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from switchboard_contracts.tenants import ContractStatus
+from switchboard_crm_sync.connectors.base import Deletion, RecordRef, Reply
+from switchboard_crm_sync.connectors.hubspot import HubSpotConnector
 from switchboard_crm_sync.connectors.hubspot import _format as hubspot_format
 from switchboard_crm_sync.connectors.pipedrive import _format as pipedrive_format
 from switchboard_crm_sync.connectors.salesforce import _format as salesforce_format
@@ -132,3 +134,23 @@ def test_options_belong_to_their_kind_and_targets_are_unique() -> None:
     check_for_kind(FieldMapping(fixed={"source": "switchboard"}), Kind.WEBHOOK)
     with pytest.raises(ValueError, match="two fields"):
         FieldMapping(record={NoteField.CONCERN: "x", NoteField.TITLE: "x"})
+
+
+class _RecordingHttp:
+    """What a connector asks of its HTTP client; every answer a 204."""
+
+    def __init__(self) -> None:
+        self.paths: list[str] = []
+
+    async def send(self, method: str, path: str, **_: object) -> Reply:
+        self.paths.append(f"{method} {path}")
+        return Reply(204, {}, None)
+
+
+async def test_a_hubspot_record_id_is_one_path_segment_whatever_the_crm_answered() -> None:
+    """An id `1/../../contacts/42` (from a create answer) deleted contact 42, not the call."""
+    http = _RecordingHttp()
+    hubspot = HubSpotConnector(http, FieldMapping())  # type: ignore[arg-type]
+    deletion = Deletion(note_id="n", call_id="c", deleted_at="2025-03-14T09:30:00Z", reason="x")
+    await hubspot.delete(RecordRef("calls", "1/../../contacts/42"), deletion)
+    assert http.paths == ["DELETE /crm/v3/objects/calls/1%2F..%2F..%2Fcontacts%2F42"]

@@ -7,9 +7,17 @@ from datetime import UTC, datetime
 
 from standardwebhooks.webhooks import Webhook
 
+from switchboard_crm_sync.connectors.base import CrmError, Failure, error_code
 from switchboard_crm_sync.connectors.webhook import encode, message_id, signature
 from switchboard_crm_sync.credentials import new_webhook_secret
-from switchboard_crm_sync.retry import Backoff, Breaker, hubspot_wait, retry_after
+from switchboard_crm_sync.retry import (
+    MAX_VENDOR_WAIT_S,
+    Backoff,
+    Breaker,
+    hubspot_wait,
+    pipedrive_wait,
+    retry_after,
+)
 
 
 def test_backoff_grows_is_capped_and_jittered_down_only() -> None:
@@ -70,3 +78,32 @@ def test_webhook_ids_are_stable_per_note_and_message_type() -> None:
     assert message_id("t1", "n1", "note.created") == message_id("t1", "n1", "note.created")
     assert message_id("t1", "n1", "note.created") != message_id("t1", "n1", "note.deleted")
     assert message_id("t1", "n1", "note.created") != message_id("t2", "n1", "note.created")
+
+
+def test_a_crms_wait_is_capped_and_an_odd_one_ignored() -> None:
+    """`Retry-After: 315360000` paused a connector for ten years, `x-ratelimit-reset: inf`
+    for ever, and `Retry-After: ²` failed the transfer for good (a ValueError)."""
+    ten_years = CrmError(
+        Failure.RATE_LIMITED, "HTTP 429", wait_s=retry_after({"retry-after": "315360000"})
+    )
+    assert ten_years.wait_s == MAX_VENDOR_WAIT_S
+    assert (
+        CrmError(
+            Failure.RATE_LIMITED, "", wait_s=pipedrive_wait({"x-ratelimit-reset": "inf"})
+        ).wait_s
+        is None
+    )
+    assert CrmError(Failure.RATE_LIMITED, "", wait_s=float("nan")).wait_s is None
+    assert CrmError(Failure.RATE_LIMITED, "", wait_s=-5).wait_s is None
+    assert retry_after({"retry-after": "²"}) is None
+    far = {"retry-after": "Thu, 01 Jan 2099 00:00:00 GMT"}
+    assert CrmError(Failure.RATE_LIMITED, "", wait_s=retry_after(far)).wait_s == MAX_VENDOR_WAIT_S
+
+
+def test_a_vendors_error_code_is_kept_only_when_it_is_a_plain_code() -> None:
+    """A receiver can put anything in `code`: an address and a number reached the log."""
+    assert error_code({"errorCode": "max@kunde.de +4915112345678"}) == ""
+    assert error_code({"category": "VALIDATION_ERROR"}) == "VALIDATION_ERROR"
+    assert error_code([{"errorCode": "INVALID_FIELD"}]) == "INVALID_FIELD"
+    assert error_code({"code": 20003}) == "20003"
+    assert error_code({"code": {"nested": 1}}) == ""

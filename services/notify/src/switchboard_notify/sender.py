@@ -210,6 +210,14 @@ class Sender:
             late = TransientSendError(provider, f"{provider} send ran out of its claim's time")
             await self._outcomes.failed(doc, channel, late)
             return
+        except Exception as exc:  # a fault of ours, or an answer no transport foresaw: counted
+            # as a failed attempt, so the attempt limit ends it (left to the claim's expiry,
+            # it was sent again and again, never counted)
+            log.exception("send failed unexpectedly", extra={"delivery_id": doc["_id"]})
+            provider = self._mailer.provider if channel is Channel.EMAIL else self._sms.provider
+            reason = f"{provider} internal error ({type(exc).__name__})"
+            await self._outcomes.failed(doc, channel, TransientSendError(provider, reason))
+            return
         if note.created_at is not None:  # the provider accepted it: the flow ends here
             flow = NOTE_TO_EMAIL if channel is Channel.EMAIL else NOTE_TO_SMS
             observe_flow(flow, note.created_at, trace_id=note.trace_id)

@@ -1,12 +1,16 @@
 """SMS over an HTTP gateway: a small provider interface, Twilio's and sipgate's APIs (httpx).
 
 HTTP 429 and 5xx, timeouts and connection errors are transient (a `Retry-After` is passed
-on); any other 4xx is permanent. An error reason keeps the status and the vendor's error
-code, never the vendor's message, which quotes the number.
+on), and so are 401 and 403: refused credentials are ours to fix, as for SMTP, and every
+SMS would otherwise fail at once until they are. Any other 4xx is permanent. An error
+reason keeps the status and the vendor's error code, never the vendor's message, which
+quotes the number. A 2xx is accepted once its status line arrived, whatever its body does
+(empty, not JSON, not an object, stalling): reading on could only send the text twice.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Protocol
 
 import httpx
@@ -43,10 +47,29 @@ def check_response(provider: str, response: httpx.Response) -> None:
     if response.is_success:
         return
     reason = f"{provider} http {response.status_code}{_error_code(response)}"
-    if response.status_code == 429 or response.status_code >= 500:
+    if response.status_code in (401, 403, 429) or response.status_code >= 500:
         retry_after = retry_after_seconds(response.headers.get("retry-after"))
         raise TransientSendError(provider, reason, retry_after_s=retry_after)
     raise PermanentSendError(provider, reason)
+
+
+MAX_ANSWER_BYTES = 64 * 1024
+MAX_MESSAGE_ID = 100
+
+
+async def _body_of_success(response: httpx.Response) -> bytes:
+    """Up to `MAX_ANSWER_BYTES` of a 2xx body; what stalls or breaks off is left unread."""
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in response.aiter_bytes():
+            chunks.append(chunk)
+            size += len(chunk)
+            if size >= MAX_ANSWER_BYTES:
+                break
+    except httpx.HTTPError:  # the gateway accepted the text: its body changes nothing
+        pass
+    return b"".join(chunks)
 
 
 class _HttpGateway:
@@ -70,18 +93,22 @@ class _HttpGateway:
             follow_redirects=False,
         )
 
-    async def _post(self, path: str, **kwargs: object) -> httpx.Response:
+    async def _post(self, path: str, **kwargs: object) -> bytes:
+        """The body of a 2xx answer (up to `MAX_ANSWER_BYTES`); a SendError otherwise."""
         if not self._configured:
             raise TransientSendError(self.provider, f"{self.provider} credentials not configured")
         try:
-            response = await self._client.post(path, **kwargs)  # type: ignore[arg-type]
+            async with self._client.stream("POST", path, **kwargs) as response:  # type: ignore[arg-type]
+                if response.is_success:
+                    return await _body_of_success(response)
+                await response.aread()
+                check_response(self.provider, response)
         except httpx.TimeoutException:
             raise TransientSendError(self.provider, f"{self.provider} timeout") from None
         except httpx.TransportError as exc:
             reason = f"{self.provider} connection failed ({type(exc).__name__})"
             raise TransientSendError(self.provider, reason) from None
-        check_response(self.provider, response)
-        return response
+        raise AssertionError("check_response raises for every answer but a 2xx")  # pragma: no cover
 
     async def close(self) -> None:
         """Release the connection pool."""
@@ -96,15 +123,17 @@ class TwilioGateway(_HttpGateway):
     async def send(self, to: str, text: str) -> Accepted:
         """POST /2010-04-01/Accounts/{sid}/Messages.json; 201 with the message `sid`."""
         sender = "MessagingServiceSid" if self._from.startswith("MG") else "From"
-        response = await self._post(
+        body = await self._post(
             f"/2010-04-01/Accounts/{self._account}/Messages.json",
             data={"To": to, sender: self._from, "Body": text},
         )
         try:
-            sid = response.json().get("sid")
-        except ValueError:
-            sid = None
-        return Accepted(self.provider, sid if isinstance(sid, str) else None)
+            answer = json.loads(body)
+        except (ValueError, RecursionError):
+            answer = None
+        sid = answer.get("sid") if isinstance(answer, dict) else None
+        valid = isinstance(sid, str) and 0 < len(sid) <= MAX_MESSAGE_ID
+        return Accepted(self.provider, sid if valid else None)
 
 
 class SipgateGateway(_HttpGateway):

@@ -34,7 +34,7 @@ def _reason(code: int, message: str) -> str:
 
 
 def classify(exc: BaseException) -> TransientSendError | PermanentSendError:
-    """SMTP 4xx and connection trouble are transient, 5xx permanent.
+    """SMTP 5xx is permanent; 4xx, unreadable replies and connection trouble are transient.
 
     Authentication and TLS negotiation failures are ours to fix, not the recipient's: they
     are retried (within the attempt limit) rather than failing every delivery at once.
@@ -46,9 +46,11 @@ def classify(exc: BaseException) -> TransientSendError | PermanentSendError:
         return TransientSendError(PROVIDER, f"smtp authentication failed ({exc.code})")
     if isinstance(exc, aiosmtplib.SMTPResponseException):
         reason = _reason(exc.code, exc.message)
-        if 400 <= exc.code < 500:
-            return TransientSendError(PROVIDER, reason)
-        return PermanentSendError(PROVIDER, reason)
+        if 500 <= exc.code < 600:
+            return PermanentSendError(PROVIDER, reason)
+        # 4xx, and what is no SMTP reply at all (aiosmtplib's -1 for an unreadable or
+        # oversized line, a code outside 2xx-5xx): a misconfigured or broken server, retried
+        return TransientSendError(PROVIDER, reason)
     if isinstance(exc, aiosmtplib.SMTPNotSupported) or (
         type(exc) is aiosmtplib.SMTPException and "starttls" in str(exc).lower()
     ):

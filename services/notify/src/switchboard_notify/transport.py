@@ -46,7 +46,7 @@ def retry_after_seconds(value: str | None, now: datetime | None = None) -> float
     if not value:
         return None
     text = value.strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():  # "²" is a digit to Python, not to float()
         return float(text)
     try:
         when = parsedate_to_datetime(text)

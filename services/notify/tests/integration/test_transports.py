@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from collections import deque
 from email.message import EmailMessage
@@ -161,3 +162,88 @@ async def test_twilio_messaging_service_sid_and_missing_credentials() -> None:
     assert "From" not in request.fields
     assert str(accepted.provider_message_id).startswith("SM")
     assert missing.value.reason == "twilio credentials not configured"
+
+
+class _RawGateway:
+    """An HTTP server that answers each request with scripted raw bytes, then maybe stalls."""
+
+    def __init__(self, head: bytes, body: bytes, *, stall: bool = False) -> None:
+        self.head, self.body, self.stall = head, body, stall
+        self.requests = 0
+        self._server: asyncio.Server | None = None
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        headers = await reader.readuntil(b"\r\n\r\n")
+        length = next(
+            (
+                int(line.split(b":")[1])
+                for line in headers.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            ),
+            0,
+        )
+        await reader.readexactly(length)
+        self.requests += 1
+        writer.write(self.head + self.body)
+        await writer.drain()
+        if self.stall:
+            await asyncio.sleep(30)
+        writer.close()
+
+    async def __aenter__(self) -> str:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port = self._server.sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}"
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._server is not None
+        self._server.close()
+
+
+def _twilio_at(url: str) -> TwilioGateway:
+    settings = _settings(sms_url=url, sms_username=TWILIO_SID, sms_password=TWILIO_TOKEN)
+    settings.sms_timeout_s = 1.0
+    return TwilioGateway(settings)
+
+
+@pytest.mark.parametrize(
+    ("body", "stall"),
+    [
+        (b'[{"sid": "SM1"}]', False),  # JSON, but no object: AttributeError, sent for ever
+        (b"null", False),
+        (b'{"sid": "SM1"', True),  # the status line came, then the body stalled: sent twice
+    ],
+    ids=["a list", "null", "a stalled body"],
+)
+async def test_r_note_1_an_sms_gateways_2xx_is_accepted_once_whatever_its_body_does(
+    body: bytes, stall: bool
+) -> None:
+    length = len(body) + (100 if stall else 0)
+    head = f"HTTP/1.1 201 Created\r\nContent-Length: {length}\r\n\r\n".encode()
+    gateway = _RawGateway(head, body, stall=stall)
+    async with gateway as url:
+        twilio = _twilio_at(url)
+        try:
+            accepted = await twilio.send("+4915112345678", "Hallo")
+        finally:
+            await twilio.close()
+    assert (accepted.provider, accepted.provider_message_id, gateway.requests) == (
+        "twilio",
+        None,
+        1,
+    )
+
+
+@pytest.mark.parametrize("status", [401, 403])
+async def test_refused_sms_credentials_are_transient_not_every_sms_failed(status: int) -> None:
+    """A rotated or expired token is ours to fix, as SMTP authentication is."""
+    body = b'{"code": 20003, "message": "Authenticate"}'
+    head = f"HTTP/1.1 {status} X\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+    async with _RawGateway(head, body) as url:
+        twilio = _twilio_at(url)
+        try:
+            with pytest.raises(TransientSendError) as refused:
+                await twilio.send("+4915112345678", "Hallo")
+        finally:
+            await twilio.close()
+    assert refused.value.reason == f"twilio http {status} code 20003"

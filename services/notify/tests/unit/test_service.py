@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Sequence
 from typing import Any, cast
 
@@ -19,11 +20,16 @@ from switchboard_contracts.consent import (
 )
 from switchboard_contracts.tenants import Channel, Industry
 from switchboard_notify.batch import circumstances
+from switchboard_notify.config import NotifySettings
 from switchboard_notify.domain import RESTRICTED, TenantMismatch
 from switchboard_notify.ledger import Ledger
 from switchboard_notify.registry import ConsentRegistry
 from switchboard_notify.repository import NotesRepository, TenantsRepository
+from switchboard_notify.sender import Sender
 from switchboard_notify.service import NotifyService, Policy
+from switchboard_notify.smtp import SmtpMailer
+from switchboard_notify.transport import Accepted
+from switchboard_platform.health import Health
 from switchboard_platform.testing.fakes import FakeDatabase
 
 from ..support import CALLER, address, new_tenant, note_created, note_deleted, tenant_changed
@@ -213,3 +219,63 @@ async def test_r_dsr_18_the_sender_asks_for_each_claimed_notes_caller(
         registry=ConsentRegistry(database),
     )
     assert not unrestricted.is_restricted(tenant, note.data.note_id)
+
+
+class _BrokenGateway:
+    """An SMS gateway whose send breaks in a way no transport foresaw."""
+
+    provider = "twilio"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def send(self, to: str, text: str) -> Accepted:
+        self.calls += 1
+        raise AttributeError("'list' object has no attribute 'get'")
+
+    async def close(self) -> None:
+        return None
+
+
+async def test_a_send_that_breaks_unexpectedly_is_a_counted_attempt_and_ends_at_the_limit(
+    service: NotifyService, db: Any
+) -> None:
+    """It was swallowed as "broke off": the claim ran out and the SMS went again, for ever
+    (7 SMS in 14 s in the probe), the delivery pending, its attempts never counted."""
+    tenant = new_tenant()
+    mobile = "+4915112345678"
+    await service.learn_tenant(tenant_changed(tenant, [(Channel.SMS, mobile, None)]))
+    await service.record_note(note_created(tenant))
+    database = cast(Any, db)
+    ledger = Ledger(database)
+    settings = NotifySettings(
+        environment="test", max_attempts=3, retry_base_s=0.001, retry_max_s=0.001
+    )
+    gateway = _BrokenGateway()
+    sender = Sender(
+        ledger=ledger,
+        notes=NotesRepository(database),
+        tenants=TenantsRepository(database),
+        registry=ConsentRegistry(database),
+        mailer=SmtpMailer(settings),
+        sms=gateway,
+        settings=settings,
+        health=Health(),
+        events_written=lambda: None,
+    )
+    for _ in range(settings.max_attempts + 2):
+        claimed = await ledger.claim_due(
+            time.time() + 3600, 10, owner="o", instance="i", lease_s=60
+        )
+        known = await circumstances(
+            claimed,
+            tenants=TenantsRepository(database),
+            notes=NotesRepository(database),
+            registry=ConsentRegistry(database),
+        )
+        for doc in claimed:
+            await sender._attempt(doc, known)
+    [entry] = db["deliveries"]._collection.find({"tenant_id": tenant})
+    assert (entry["status"], entry["attempts"]) == ("failed", settings.max_attempts)
+    assert entry["last_error"] == "twilio internal error (AttributeError)"
+    assert gateway.calls == settings.max_attempts

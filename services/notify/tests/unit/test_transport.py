@@ -90,3 +90,15 @@ def test_retry_after_reads_seconds_and_http_dates() -> None:
     assert retry_after_seconds("Fri, 14 Mar 2025 08:00:00 GMT", now) == 0
     assert retry_after_seconds("soon") is None
     assert retry_after_seconds(None) is None
+
+
+def test_a_retry_after_of_unicode_digits_is_ignored_not_a_crash() -> None:
+    """`"²".isdigit()` is True in Python, `float("²")` a ValueError: it escaped the sender."""
+    assert retry_after_seconds("²") is None
+    assert retry_after_seconds("٣") is None  # an Arabic-Indic three
+
+
+def test_an_smtp_reply_that_is_no_reply_is_transient() -> None:
+    """aiosmtplib's -1: an unreadable or oversized line (a misconfigured server or port)."""
+    error = classify(aiosmtplib.SMTPResponseException(-1, "Malformed SMTP response line"))
+    assert isinstance(error, TransientSendError)

@@ -11,6 +11,7 @@ a URL (which may carry a token).
 from __future__ import annotations
 
 import json
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from typing import Any
 import httpx
 
 from ..domain import Kind, NoteContent
-from ..retry import retry_after
+from ..retry import bounded_wait, retry_after
 from ..ssrf import HostUnresolved, Target, UrlGuard, UrlRefused
 
 MAX_BODY_BYTES = 64 * 1024
@@ -59,7 +60,7 @@ class CrmError(Exception):
         self.failure = failure
         self.detail = detail
         self.status_code = status_code
-        self.wait_s = wait_s
+        self.wait_s = bounded_wait(wait_s)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,15 +90,20 @@ class Deletion:
     reason: str
 
 
+_CODE = re.compile(r"[A-Za-z0-9_.-]{1,60}")
+CODE_KEYS = ("category", "errorCode", "error_code", "code")
+
+
 def error_code(body: Any) -> str:
-    """The vendor's error code or category from an error body ('' if none)."""
+    """The vendor's error code or category from an error body ('' if none, or if it is not
+    a plain code: a receiver can put anything there, an address or a number included)."""
+    found: Any = None
     if isinstance(body, list) and body and isinstance(body[0], dict):
-        return str(body[0].get("errorCode", ""))[:60]
-    if isinstance(body, dict):
-        for key in ("category", "errorCode", "error_code", "code"):
-            if body.get(key) not in (None, ""):
-                return str(body[key])[:60]
-    return ""
+        found = body[0].get("errorCode")
+    elif isinstance(body, dict):
+        found = next((body[k] for k in CODE_KEYS if body.get(k) not in (None, "")), None)
+    code = str(found) if isinstance(found, str | int) else ""
+    return code if _CODE.fullmatch(code) else ""
 
 
 def classify(reply: Reply) -> CrmError | None:

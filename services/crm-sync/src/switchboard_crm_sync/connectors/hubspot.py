@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 from ..domain import Kind, NoteContent
 from ..mapping import FieldMapping, NoteField, contact_rules, properties, record_rules
@@ -139,9 +140,8 @@ class HubSpotConnector(Connector):
 
     async def delete(self, record: RecordRef, deletion: Deletion) -> int:
         """`DELETE /crm/v3/objects/{type}/{id}`; a record already gone counts as deleted."""
-        reply = await self._http.send(
-            "DELETE", f"/crm/v3/objects/{record.record_type}/{record.record_id}"
-        )
+        path = f"/crm/v3/objects/{quote(record.record_type, safe='')}/"
+        reply = await self._http.send("DELETE", path + quote(record.record_id, safe=""))
         if reply.status_code == 404:
             return 404
         return (await self.expect(reply)).status_code
