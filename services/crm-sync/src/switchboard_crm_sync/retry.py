@@ -72,10 +72,9 @@ def retry_after(headers: Mapping[str, str], now: datetime | None = None) -> floa
 
 def _number(headers: Mapping[str, str], name: str) -> float | None:
     try:
-        value = float(headers[name])
+        return float(headers[name])
     except (KeyError, ValueError):
         return None
-    return value if math.isfinite(value) else None
 
 
 def hubspot_wait(headers: Mapping[str, str], policy: str | None) -> float | None:

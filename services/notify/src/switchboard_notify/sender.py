@@ -206,7 +206,7 @@ class Sender:
             await self._outcomes.failed(doc, channel, error)
             return
         except TimeoutError:
-            provider = self._mailer.provider if channel is Channel.EMAIL else self._sms.provider
+            provider = self._provider(channel)
             late = TransientSendError(provider, f"{provider} send ran out of its claim's time")
             await self._outcomes.failed(doc, channel, late)
             return
@@ -214,7 +214,7 @@ class Sender:
             # as a failed attempt, so the attempt limit ends it (left to the claim's expiry,
             # it was sent again and again, never counted)
             log.exception("send failed unexpectedly", extra={"delivery_id": doc["_id"]})
-            provider = self._mailer.provider if channel is Channel.EMAIL else self._sms.provider
+            provider = self._provider(channel)
             reason = f"{provider} internal error ({type(exc).__name__})"
             await self._outcomes.failed(doc, channel, TransientSendError(provider, reason))
             return
@@ -222,6 +222,9 @@ class Sender:
             flow = NOTE_TO_EMAIL if channel is Channel.EMAIL else NOTE_TO_SMS
             observe_flow(flow, note.created_at, trace_id=note.trace_id)
         await self._outcomes.sent(doc, channel, accepted)
+
+    def _provider(self, channel: Channel) -> str:
+        return self._mailer.provider if channel is Channel.EMAIL else self._sms.provider
 
     async def _send(
         self,

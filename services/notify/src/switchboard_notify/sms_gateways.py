@@ -16,7 +16,13 @@ from typing import Protocol
 import httpx
 
 from .config import NotifySettings, SmsProviderName
-from .transport import Accepted, PermanentSendError, TransientSendError, retry_after_seconds
+from .transport import (
+    Accepted,
+    PermanentSendError,
+    SendError,
+    TransientSendError,
+    retry_after_seconds,
+)
 
 
 class SmsGateway(Protocol):
@@ -42,15 +48,19 @@ def _error_code(response: httpx.Response) -> str:
     return f" code {code}" if isinstance(code, int | str) and str(code).isalnum() else ""
 
 
-def check_response(provider: str, response: httpx.Response) -> None:
-    """Raise the SendError an unsuccessful answer means; nothing for a 2xx."""
-    if response.is_success:
-        return
+def send_error(provider: str, response: httpx.Response) -> SendError:
+    """The SendError an unsuccessful (not 2xx) answer means."""
     reason = f"{provider} http {response.status_code}{_error_code(response)}"
     if response.status_code in (401, 403, 429) or response.status_code >= 500:
         retry_after = retry_after_seconds(response.headers.get("retry-after"))
-        raise TransientSendError(provider, reason, retry_after_s=retry_after)
-    raise PermanentSendError(provider, reason)
+        return TransientSendError(provider, reason, retry_after_s=retry_after)
+    return PermanentSendError(provider, reason)
+
+
+def check_response(provider: str, response: httpx.Response) -> None:
+    """Raise the SendError an unsuccessful answer means; nothing for a 2xx."""
+    if not response.is_success:
+        raise send_error(provider, response)
 
 
 MAX_ANSWER_BYTES = 64 * 1024
@@ -102,13 +112,12 @@ class _HttpGateway:
                 if response.is_success:
                     return await _body_of_success(response)
                 await response.aread()
-                check_response(self.provider, response)
+                raise send_error(self.provider, response)
         except httpx.TimeoutException:
             raise TransientSendError(self.provider, f"{self.provider} timeout") from None
         except httpx.TransportError as exc:
             reason = f"{self.provider} connection failed ({type(exc).__name__})"
             raise TransientSendError(self.provider, reason) from None
-        raise AssertionError("check_response raises for every answer but a 2xx")  # pragma: no cover
 
     async def close(self) -> None:
         """Release the connection pool."""

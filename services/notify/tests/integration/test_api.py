@@ -37,6 +37,12 @@ from ..support import (
 SECRET_LOOKING = "geheim-4711-do-not-echo"
 
 
+async def _statuses(notify: httpx.AsyncClient, headers: dict[str, str], subject: str) -> list[str]:
+    """The statuses of the subject's consent records, oldest first."""
+    reply = await notify.get("/v1/consents", params={"subject": subject}, headers=headers)
+    return [r["status"] for r in reply.json()]
+
+
 def _consent(subject: str, status: str = "withdrawn", **extra: Any) -> dict[str, Any]:
     return {
         "subject": subject,
@@ -348,8 +354,7 @@ async def test_r_con_2_r_dsr_17_an_erased_recipient_is_not_granted_consent_again
     await publish(bootstrap, tenant_changed(tenant, [(Channel.EMAIL, erased, "Frau Meyer")]))
 
     async def history(subject: str) -> list[str]:
-        reply = await notify.get("/v1/consents", params={"subject": subject}, headers=client)
-        return [r["status"] for r in reply.json()]
+        return await _statuses(notify, client, subject)
 
     async def granted_on_onboarding() -> bool:
         return await history(erased) == ["granted"]
@@ -418,8 +423,7 @@ async def test_r_con_2_an_older_tenant_change_neither_revives_a_removed_recipien
     await publish(bootstrap, latest.model_copy(update={"time": now + dt.timedelta(seconds=1)}))
 
     async def history(subject: str) -> list[str]:
-        reply = await notify.get("/v1/consents", params={"subject": subject}, headers=client)
-        return [r["status"] for r in reply.json()]
+        return await _statuses(notify, client, subject)
 
     async def latest_handled() -> bool:
         return await history(later) == ["granted"]
