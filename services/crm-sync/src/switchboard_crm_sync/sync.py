@@ -4,6 +4,9 @@ The mapping (record_store) is written at each step: the contact, a mark just bef
 call record is created, the record id right after. A transfer that finds the record id
 does nothing; one that finds only the mark asks the CRM first, where the CRM can say
 (HubSpot calls by `hs_call_external_id`, Salesforce Tasks by their external id field).
+A CRM that accepts the create but names no record we can keep has the note all the same:
+the transfer is synced, never sent again (that would log the call twice), and marked
+`record_unnamed`, so its deletion says it must be done in the CRM by hand.
 Contact lookups of one caller on one connector run one at a time in this process.
 """
 
@@ -18,12 +21,15 @@ from datetime import UTC, datetime
 
 from switchboard_platform.mongo import Document
 
-from .connectors import Connector, Deletion, RecordRef
+from .connectors import Connector, CrmError, Deletion, RecordRef, UnnamedRecord
 from .domain import Kind, NoteContent, Operation, TransferStatus, transfer_id
 from .record_store import RecordStore
 from .transfer_store import TransferStore
 
 SYNC_IN_FLIGHT_WAIT_S = 1.0
+UNNAMED = (
+    "the CRM accepted the note but named no record: it cannot be deleted from here, only in the CRM"
+)
 KEPT_CONTACT = {
     Kind.HUBSPOT: "call deleted; the contact stays (the client's own CRM data)",
     Kind.SALESFORCE: "Task deleted; the Contact stays (the client's own CRM data)",
@@ -84,6 +90,8 @@ class Synchroniser:
         )
         if rec.get("record_id"):
             return int(rec.get("status_code") or 200), "already in the CRM (mapping kept)"
+        if rec.get("record_unnamed"):
+            return int(rec.get("status_code") or 200), UNNAMED
         contact_id = rec.get("contact_id")
         if contact_id is None:
             contact_id = await self._contact(connector, cid, note)
@@ -104,10 +112,30 @@ class Synchroniser:
             note.note_id,
             {"contact_id": contact_id, "create_started": int(doc.get("attempts") or 1)},
         )
-        ref = await connector.record_call_note(note, contact_id)
+        try:
+            ref = await connector.record_call_note(note, contact_id)
+        except UnnamedRecord:
+            status = connector.last_status or 201
+            await self._records.set_fields(
+                cid, note.note_id, {"record_unnamed": True, "status_code": status}
+            )
+            found = await self._look_up(connector, note)
+            if found is None:
+                return status, UNNAMED
+            ref = found
         status = connector.last_status or 201
         await self._save(cid, note.note_id, ref, status)
         return status, remark
+
+    async def _look_up(self, connector: Connector, note: NoteContent) -> RecordRef | None:
+        """The record a CRM created without naming it, where the CRM can be searched and
+        already finds it (a failed search changes nothing: the note is in the CRM)."""
+        if not connector.can_find_recorded:
+            return None
+        try:
+            return await connector.find_recorded(note, note.note_id)
+        except CrmError:
+            return None
 
     async def _save(self, cid: str, note_id: str, ref: RecordRef, status: int) -> None:
         await self._records.set_fields(
@@ -159,6 +187,8 @@ class Synchroniser:
         if ref is None and interrupted and connector.can_find_recorded:
             ref = await connector.find_recorded(None, note_id)
         if ref is None:
+            if rec is not None and rec.get("record_unnamed"):
+                return DeleteResult(None, UNNAMED)
             if interrupted and not connector.can_find_recorded:
                 return DeleteResult(
                     None, "an interrupted attempt may have created a record this CRM cannot find"

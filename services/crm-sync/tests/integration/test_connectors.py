@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import random
 import uuid
 from typing import Any
 
 import httpx
+import pytest
 from standardwebhooks.webhooks import Webhook
 
 from switchboard_contracts import make_event
@@ -274,6 +276,62 @@ async def test_r_api_1_pipedrive_finds_or_creates_the_person_and_logs_calls(
     [deletion] = [x for x in log if x["operation"] == "delete"]
     assert (deletion["status"], deletion["last_status_code"]) == ("deleted", 200)
     assert len([c for c in pipedrive.call_logs.values() if c["from_phone_number"] == number]) == 1
+
+
+@pytest.mark.parametrize(
+    "created",
+    [{"success": True, "data": {"id": "1/../persons/7"}}, {"success": True, "data": {}}],
+    ids=["a path for an id", "no id"],
+)
+async def test_r_note_2_a_call_log_accepted_without_a_usable_id_is_logged_once_and_kept_honest(
+    crm: httpx.AsyncClient, servers: ServerEndpoints, vendors: Vendors, created: dict[str, Any]
+) -> None:
+    """A 201 naming no record we can keep still means Pipedrive has the call: the transfer
+    is synced, not failed (an operator's retry would log the call twice), and its deletion
+    says it must be done in the CRM instead of calling a made-up path."""
+    pipedrive = vendors.pipedrive
+    t, number, secret = await onboard(servers), phone(), token("pipedrive")
+    pipedrive.tokens.add(secret)
+    assert (
+        await put_connector(crm, "pipedrive", t, credentials={"api_token": secret})
+    ).status_code == 200
+    pipedrive.answer_once("POST", "/v1/callLogs", (201, {}, created), body_part=number)
+
+    event = note_created(t, phone=number, email=None)
+    await publish(servers, event)
+    [transfer] = await settled(crm, t, 1)
+    assert (transfer["status"], transfer["last_status_code"]) == ("synced", 201)
+    assert "named no record" in transfer["log"][-1]["detail"]
+    posts = [s for s in pipedrive.requests("POST", "/v1/callLogs") if number in json.dumps(s.body)]
+    assert len(posts) == 1
+
+    deletes_before = len(pipedrive.requests("DELETE", "/v1/callLogs/"))
+    await publish(servers, note_deleted(event))
+    log = await settled(crm, t, 2)
+    [deletion] = [x for x in log if x["operation"] == "delete"]
+    assert deletion["status"] == "not_deleted"
+    assert "only in the CRM" in deletion["log"][-1]["detail"]
+    assert len(pipedrive.requests("DELETE", "/v1/callLogs/")) == deletes_before
+
+
+async def test_r_api_2_a_search_hit_without_an_id_fails_the_transfer_with_a_reason(
+    crm: httpx.AsyncClient, servers: ServerEndpoints, vendors: Vendors
+) -> None:
+    """HubSpot answering `{"results": [{}]}` was a KeyError: 'internal error'."""
+    hubspot = vendors.hubspot
+    t, number, secret = await onboard(servers), phone(), token("hubspot")
+    hubspot.tokens.add(secret)
+    assert (
+        await put_connector(crm, "hubspot", t, credentials={"token": secret})
+    ).status_code == 200
+    odd = {"total": 1, "results": [{}]}
+    hubspot.answer_once("POST", "/contacts/search", (200, {}, odd), body_part=number)
+
+    await publish(servers, note_created(t, phone=number))
+    [transfer] = await settled(crm, t, 1)
+    assert transfer["status"] == "failed"
+    assert transfer["log"][-1]["detail"] == "search answer without a usable record id"
+    assert not [c for c in hubspot.objects["calls"].values() if number in json.dumps(c)]
 
 
 async def test_r_api_1_webhook_is_signed_per_standard_webhooks_versioned_and_deduplicable(

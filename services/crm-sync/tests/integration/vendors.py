@@ -1,12 +1,14 @@
 """Real HTTP servers speaking the CRMs' shapes (VENDORS.md), run by the tests on 127.0.0.1.
 
 Each fake keeps what it was sent and answers as the vendor documents it, error bodies
-and rate limits included; `script` queues answers that replace the next real ones.
+and rate limits included; `answer_once` scripts an answer that replaces the real one for
+the next request it matches.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 import time
 import uuid
@@ -23,6 +25,16 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from switchboard_platform.embedded import free_port
 
 Answer = tuple[int, dict[str, str], Any]
+
+
+@dataclass(frozen=True)
+class Scripted:
+    """An answer for the next request with this method whose path and body hold the parts."""
+
+    method: str
+    path_part: str
+    body_part: str
+    answer: Answer
 
 
 @contextmanager
@@ -64,7 +76,7 @@ class Fake:
 
     tokens: set[str] = field(default_factory=set)
     seen: list[Seen] = field(default_factory=list)
-    script: list[Answer] = field(default_factory=list)
+    script: list[Scripted] = field(default_factory=list)
     ids: Iterator[int] = field(default_factory=lambda: itertools.count(1001))
 
     def next_id(self) -> str:
@@ -73,8 +85,6 @@ class Fake:
     async def record(self, request: Request) -> Seen:
         raw = await request.body()
         try:
-            import json
-
             body = json.loads(raw) if raw else None
         except ValueError:
             body = raw.decode(errors="replace")
@@ -89,13 +99,27 @@ class Fake:
         self.seen.append(seen)
         return seen
 
-    def scripted(self) -> Response | None:
-        if not self.script:
-            return None
-        status, headers, body = self.script.pop(0)
-        if body is None:
-            return Response(status_code=status, headers=headers)
-        return JSONResponse(body, status_code=status, headers=headers)
+    def answer_once(
+        self, method: str, path_part: str, answer: Answer, *, body_part: str = ""
+    ) -> None:
+        """Answer the next `method` request whose path holds `path_part` and whose body
+        holds `body_part` (e.g. a caller's number: other tests share the fake) with `answer`."""
+        self.script.append(Scripted(method, path_part, body_part, answer))
+
+    def scripted(self, seen: Seen) -> Response | None:
+        body = json.dumps(seen.body)
+        for entry in self.script:
+            if (
+                entry.method == seen.method
+                and entry.path_part in seen.path
+                and entry.body_part in body
+            ):
+                self.script.remove(entry)
+                status, headers, content = entry.answer
+                if content is None:
+                    return Response(status_code=status, headers=headers)
+                return JSONResponse(content, status_code=status, headers=headers)
+        return None
 
     def requests(self, method: str, path_part: str) -> list[Seen]:
         return [s for s in self.seen if s.method == method and path_part in s.path]
@@ -133,7 +157,7 @@ class FakeHubSpot(Fake):
 
         async def guard(request: Request) -> tuple[Seen, Response | None]:
             seen = await self.record(request)
-            scripted = self.scripted()
+            scripted = self.scripted(seen)
             if scripted is not None:
                 return seen, scripted
             auth = seen.headers.get("authorization", "")
@@ -258,7 +282,7 @@ class FakeSalesforce(Fake):
 
         async def guard(request: Request) -> tuple[Seen, Response | None]:
             seen = await self.record(request)
-            scripted = self.scripted()
+            scripted = self.scripted(seen)
             if scripted is not None:
                 return seen, scripted
             if seen.headers.get("authorization", "").removeprefix("Bearer ") not in self.tokens:
@@ -362,7 +386,7 @@ class FakePipedrive(Fake):
 
         async def guard(request: Request) -> tuple[Seen, Response | None]:
             seen = await self.record(request)
-            scripted = self.scripted()
+            scripted = self.scripted(seen)
             if scripted is not None:
                 return seen, scripted
             if seen.headers.get("x-api-token") not in self.tokens or "api_token" in seen.query:

@@ -7,7 +7,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from switchboard_contracts.tenants import ContractStatus
-from switchboard_crm_sync.connectors.base import Deletion, RecordRef, Reply
+from switchboard_crm_sync.connectors.base import (
+    Deletion,
+    RecordRef,
+    Reply,
+    UnnamedRecord,
+    id_of,
+    plain_id,
+)
 from switchboard_crm_sync.connectors.hubspot import HubSpotConnector
 from switchboard_crm_sync.connectors.hubspot import _format as hubspot_format
 from switchboard_crm_sync.connectors.pipedrive import _format as pipedrive_format
@@ -154,3 +161,17 @@ async def test_a_hubspot_record_id_is_one_path_segment_whatever_the_crm_answered
     deletion = Deletion(note_id="n", call_id="c", deleted_at="2025-03-14T09:30:00Z", reason="x")
     await hubspot.delete(RecordRef("calls", "1/../../contacts/42"), deletion)
     assert http.paths == ["DELETE /crm/v3/objects/calls/1%2F..%2F..%2Fcontacts%2F42"]
+
+
+def test_a_record_id_is_taken_only_in_the_form_crms_give_it() -> None:
+    """A 5,000-digit person id made `int()` raise (internal error); a path or a bool was
+    stored as an id and later sent back in a URL."""
+    assert plain_id("00T000000000001AAA") == "00T000000000001AAA"
+    assert plain_id(42) == "42"
+    for odd in (True, 1.5, None, "", "1/../x", "a b", "²", "9" * 101, 10**5000, {"id": 1}):
+        assert plain_id(odd) is None, odd
+    assert id_of({"success": True, "data": {"id": 7}}, "id") == "7"
+    bodies: list[object] = [{"data": {"id": "1/../persons/7"}}, {"data": {}}, [], None]
+    for body in bodies:
+        with pytest.raises(UnnamedRecord):
+            id_of(body, "id")

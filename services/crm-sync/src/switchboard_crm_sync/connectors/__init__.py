@@ -19,6 +19,7 @@ from .base import (
     Deletion,
     Failure,
     RecordRef,
+    UnnamedRecord,
     checked_target,
     fixed_target,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "Deletion",
     "Failure",
     "RecordRef",
+    "UnnamedRecord",
 ]
 
 

@@ -282,11 +282,44 @@ class Connector(ABC):
         return reply
 
 
+_RECORD_ID = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
+"""What a CRM's record id looks like (HubSpot and Pipedrive numbers, Salesforce's 15/18
+characters); anything else in an answer is not taken for an id."""
+
+
+class UnnamedRecord(CrmError):
+    """A CRM accepted a create (2xx) without naming the record in a form we can keep."""
+
+    def __init__(self) -> None:
+        super().__init__(Failure.REJECTED, "answer without a usable record id")
+
+
+def plain_id(value: Any) -> str | None:
+    """`value` as a record id, or None when it is none (a bool, a float, a path, 5,000
+    digits, text with spaces: all seen in answers that were not what the vendor documents)."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    text = str(value) if isinstance(value, str) or abs(value) < 10**100 else ""
+    return text if _RECORD_ID.fullmatch(text) else None
+
+
 def id_of(body: Any, *keys: str) -> str:
-    """The record id in a create answer (first present key), as a string."""
+    """The record id in a create answer (first present key), as a string; `UnnamedRecord`
+    when the answer has none we can use."""
     if isinstance(body, dict):
         data = body.get("data") if isinstance(body.get("data"), dict) else body
         for key in keys:
             if isinstance(data, dict) and data.get(key) not in (None, ""):
-                return str(data[key])
-    raise CrmError(Failure.REJECTED, "answer without a record id")
+                found = plain_id(data[key])
+                if found is None:
+                    break
+                return found
+    raise UnnamedRecord()
+
+
+def found_id(item: Any, key: str = "id") -> str:
+    """The id of a search hit; a hit without a usable one is a CRM answer we cannot read."""
+    found = plain_id(item.get(key)) if isinstance(item, dict) else None
+    if found is None:
+        raise CrmError(Failure.REJECTED, "search answer without a usable record id")
+    return found

@@ -18,11 +18,11 @@ from urllib.parse import quote
 from ..domain import Kind, NoteContent
 from ..mapping import FieldMapping, NoteField, contact_rules, properties, record_rules
 from ..retry import LOCKED_WAIT_S, hubspot_wait, retry_after
-from .base import Connector, CrmError, CrmHttp, Deletion, Failure, RecordRef, Reply, id_of
+from .base import Connector, CrmError, CrmHttp, Deletion, Failure, RecordRef, Reply, found_id, id_of
 
 ASSOCIATION_TYPES = {"calls": 194, "notes": 202}
 """HUBSPOT_DEFINED association type ids: call → contact, note → contact."""
-_EXISTING_ID = re.compile(r"Existing ID:\s*([0-9]+)")
+_EXISTING_ID = re.compile(r"Existing ID:\s*([0-9]{1,30})\b")
 
 
 def _format(field: NoteField, value: Any, target: str) -> Any:
@@ -81,9 +81,7 @@ class HubSpotConnector(Connector):
             await self._http.send("POST", f"/crm/v3/objects/{objects}/search", json_body=body)
         )
         results = reply.body.get("results") if isinstance(reply.body, dict) else None
-        if isinstance(results, list) and results and isinstance(results[0], dict):
-            return str(results[0]["id"])
-        return None
+        return found_id(results[0]) if isinstance(results, list) and results else None
 
     async def upsert_contact(self, note: NoteContent) -> str | None:
         """The contact with the caller's phone, else e-mail; created when there is none."""

@@ -17,7 +17,7 @@ from urllib.parse import quote
 from ..domain import Kind, NoteContent
 from ..mapping import FieldMapping, NoteField, contact_rules, properties, record_rules
 from ..retry import pipedrive_wait, retry_after
-from .base import Connector, CrmError, CrmHttp, Deletion, Failure, RecordRef, Reply, id_of
+from .base import Connector, CrmError, CrmHttp, Deletion, Failure, RecordRef, Reply, found_id, id_of
 
 UNKNOWN_NUMBER = "unknown"
 
@@ -61,11 +61,9 @@ class PipedriveConnector(Connector):
         reply = await self.expect(await self._http.send("GET", "/v1/persons/search", params=params))
         data = reply.body.get("data") if isinstance(reply.body, dict) else None
         items = data.get("items") if isinstance(data, dict) else None
-        if isinstance(items, list) and items and isinstance(items[0], dict):
-            item = items[0].get("item")
-            if isinstance(item, dict) and item.get("id") is not None:
-                return str(item["id"])
-        return None
+        if not isinstance(items, list) or not items:
+            return None
+        return found_id(items[0].get("item") if isinstance(items[0], dict) else None)
 
     async def upsert_contact(self, note: NoteContent) -> str | None:
         """The person with the caller's phone, else e-mail; created when there is none."""

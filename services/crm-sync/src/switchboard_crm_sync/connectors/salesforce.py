@@ -24,7 +24,7 @@ from ..mapping import (
     record_rules,
 )
 from ..retry import retry_after
-from .base import Connector, CrmError, CrmHttp, Deletion, Failure, RecordRef, Reply, id_of
+from .base import Connector, CrmError, CrmHttp, Deletion, Failure, RecordRef, Reply, id_of, plain_id
 
 REQUEST_LIMIT_WAIT_S = 300.0
 _DUPLICATE_ID = re.compile(r"record with id:\s*([A-Za-z0-9]{15,18})")
@@ -81,8 +81,9 @@ class SalesforceConnector(Connector):
         body = properties(note, self._contact, _format)
         body.pop(self._contact_key, None)  # the key travels in the path only
         reply = await self.expect(await self._http.send("PATCH", path, json_body=body))
-        if reply.status_code != 204 and isinstance(reply.body, dict) and reply.body.get("id"):
-            return str(reply.body["id"])
+        created = plain_id(reply.body.get("id")) if isinstance(reply.body, dict) else None
+        if reply.status_code != 204 and created is not None:
+            return created
         found = await self.expect(await self._http.send("GET", path, params={"fields": "Id"}))
         return id_of(found.body, "Id", "id")
 
