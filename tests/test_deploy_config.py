@@ -26,7 +26,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from switchboard_contracts.topics import ALL_TOPICS, EVENT_TOPICS, retention_ms
+from switchboard_contracts.topics import ALL_TOPICS, EVENT_TOPICS, SEGMENT_MS, retention_ms
 
 ROOT = Path(__file__).resolve().parents[1]
 K8S = ROOT / "deploy" / "k8s"
@@ -115,6 +115,8 @@ def test_compose_creates_the_contract_topics_with_their_retention() -> None:
     assert sorted(retention) == sorted(EVENT_TOPICS)
     for topic, ms in retention.items():
         assert int(ms) == retention_ms(topic), topic
+    segment = _compose()["services"]["kafka-init"]["environment"]["SEGMENT_MS"]
+    assert int(segment) == SEGMENT_MS
 
 
 def test_compose_and_kubernetes_run_every_service_that_exists() -> None:
@@ -188,6 +190,7 @@ def test_strimzi_topics_cover_the_contract_and_keep_call_data_no_longer_than_60_
     for name, topic in topics.items():
         kept = int(topic["spec"]["config"]["retention.ms"])
         assert kept == retention_ms(name), name
+        assert int(topic["spec"]["config"]["segment.ms"]) == SEGMENT_MS, name
         if name.startswith(CALL_DATA_TOPIC_PREFIXES):
             assert kept <= CALL_DATA_MS, f"{name} keeps call data longer than 60 days"
 

@@ -28,6 +28,8 @@ def test_r_ret_1_no_topic_keeps_messages_longer_than_call_data(topic: str) -> No
     config = topic_config(topic)
     assert config["cleanup.policy"] == "delete"
     assert int(config["retention.ms"]) <= 90 * DAY_MS
+    # whole segments are deleted: a week-long default segment kept records a week too long
+    assert int(config["segment.ms"]) <= DAY_MS
 
 
 def test_r_ret_2_topics_with_recordings_or_subjects_keep_30_days_and_dlqs_follow() -> None:

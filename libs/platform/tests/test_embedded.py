@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from pymongo import AsyncMongoClient
 
-from switchboard_contracts.topics import ALL_TOPICS
+from switchboard_contracts.topics import ALL_TOPICS, topic_config
 from switchboard_platform.embedded import EmbeddedKafka, EmbeddedMongo, EmbeddedServerError
 from switchboard_platform.kafka_admin import ensure_topics
 from switchboard_platform.testing.pytest_plugin import ServerEndpoints
@@ -90,6 +91,28 @@ async def _topics(bootstrap: str) -> set[str]:
 
 async def test_session_broker_has_every_contract_topic(servers: ServerEndpoints) -> None:
     assert set(ALL_TOPICS) <= await _topics(servers.kafka_bootstrap_servers)
+
+
+async def test_r_ret_1_the_broker_keeps_each_topic_no_longer_than_its_contract(
+    servers: ServerEndpoints,
+) -> None:
+    """`retention.ms`, the daily `segment.ms` and the delete policy reach the broker itself."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=servers.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        topics = ("call.received", "tenant.changed.dlq", "crm.failed")
+        answers = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, t) for t in topics]
+        )
+    finally:
+        await admin.close()
+    held = {
+        resource[3]: {entry[0]: entry[1] for entry in resource[4]}
+        for answer in answers
+        for resource in answer.resources
+    }
+    for topic in topics:
+        assert topic_config(topic).items() <= held[topic].items(), topic
 
 
 async def test_message_round_trips_through_the_broker(servers: ServerEndpoints) -> None:

@@ -82,10 +82,19 @@ def retention_ms(topic: str) -> int | None:
     return None if days is None else days * _DAY_MS
 
 
+SEGMENT_MS: Final = _DAY_MS
+"""Kafka deletes whole segments only, and a segment is closed after `segment.ms` (7 days by
+default): a quiet topic would keep a record up to a week past its `retention.ms`. A daily
+segment bounds that to a day."""
+
+
 def topic_config(topic: str) -> dict[str, str]:
-    """The configuration a contract topic is created with: `retention.ms`, delete policy.
+    """The configuration a contract topic is created with: `retention.ms`, a daily
+    `segment.ms` (so records leave within a day of it), delete policy.
 
     Empty for a topic that is not part of the contract (the broker's defaults apply).
     """
     ms = retention_ms(topic)
-    return {} if ms is None else {"retention.ms": str(ms), "cleanup.policy": "delete"}
+    if ms is None:
+        return {}
+    return {"retention.ms": str(ms), "segment.ms": str(SEGMENT_MS), "cleanup.policy": "delete"}

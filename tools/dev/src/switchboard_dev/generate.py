@@ -120,7 +120,8 @@ def kafka_topics() -> str:
         "# Every topic of the contract (switchboard_contracts.topics.ALL_TOPICS), for the\n"
         "# Strimzi topic operator of the Kafka cluster `switchboard` (strimzi.io/cluster).\n"
         "# retention.ms: the shortest retention period of what the topic carries; a .dlq\n"
-        "# keeps what its topic keeps. Keep the partitions equal (tenants' order by key).\n"
+        "# keeps what its topic keeps. segment.ms: daily, as Kafka deletes whole segments\n"
+        "# only. Keep the partitions equal (tenants' order by key).\n"
     )
     body = "---\n".join(_yaml(d) for d in documents)
     return (
