@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from fastapi import FastAPI
 from pymongo import AsyncMongoClient
 
@@ -318,6 +319,38 @@ async def _mentions(db: Any, *values: str) -> list[str]:
     return sorted(found)
 
 
+async def _redeliver(servers: ServerEndpoints, tenant: str, topics: tuple[str, ...]) -> int:
+    """Send every record of `tenant` on `topics` again, as it was (value, key, headers)."""
+    bootstrap = servers.kafka_bootstrap_servers
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    await producer.start()
+    sent = 0
+    try:
+        partitions = [
+            TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()
+        ]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        records = []
+
+        async def behind() -> bool:
+            return any([await consumer.position(tp) < end for tp, end in ends.items()])
+
+        while await behind():
+            for batch in (await consumer.getmany(timeout_ms=200)).values():
+                records += [r for r in batch if r.key == tenant.encode()]
+        for r in records:
+            await producer.send_and_wait(r.topic, r.value, key=r.key, headers=list(r.headers))
+            sent += 1
+    finally:
+        await consumer.stop()
+        await producer.stop()
+    return sent
+
+
 # --- the tests ----------------------------------------------------------------------------------
 
 
@@ -402,7 +435,7 @@ async def test_r_dsr_18_a_restriction_stops_the_callers_e_mail_and_crm_transfer_
 
 
 async def test_r_dsr_17_erasure_deletes_exactly_that_subjects_data_in_notify_and_crm_sync(
-    suite: Suite,
+    suite: Suite, servers: ServerEndpoints
 ) -> None:
     tenant = await _tenant(suite, _recipient())
     erased, kept = Caller.new(), Caller.new()
@@ -418,8 +451,9 @@ async def test_r_dsr_17_erasure_deletes_exactly_that_subjects_data_in_notify_and
         assert await _mentions(db, erased.phone, erased.name, erased.email) == []
     assert await _mentions(suite.notify_db, kept.phone, kept.name) == ["notes"]
     assert await _mentions(suite.crm_db, kept.phone) == ["contacts", "records", "transfers"]
-    assert await _note_ids(suite.crm_db, "transfers", tenant) == {theirs}
-    # the ledger entries of the erased notes stay, with nothing left that leads to the caller
+    # the ledger entries and transfer logs of the erased notes stay, with nothing left that
+    # leads to the caller
+    assert await _note_ids(suite.crm_db, "transfers", tenant) == {*mine, theirs}
     assert await _note_ids(suite.notify_db, "deliveries", tenant) == {*mine, theirs}
 
     receipts = (
@@ -431,6 +465,17 @@ async def test_r_dsr_17_erasure_deletes_exactly_that_subjects_data_in_notify_and
     assert _erased(receipts, "crm-sync", "transfers") == 2
     assert _erased(receipts, "crm-sync", "records") == 2
     assert _erased(receipts, "crm-sync", "contacts") == 1
+
+    # Kafka keeps `call.received` and `note.created` 30 days: redelivered (a replay, a reset
+    # group), they must not bring the erased caller back anywhere, nor send the note again
+    mails, crm_calls = len(suite.smtp.sink.messages), len(suite.hubspot.objects["calls"])
+    assert await _redeliver(servers, tenant, ("call.received", "note.created")) >= 6
+    after = await _call(suite, tenant, kept, days_ago=0)  # behind the redelivered, in order
+    await _sent_and_synced(suite, after)
+    for db in (suite.notes_db, suite.notify_db, suite.crm_db):
+        assert await _mentions(db, erased.phone, erased.name, erased.email) == []
+    assert len(suite.smtp.sink.messages) == mails + 1
+    assert len(suite.hubspot.objects["calls"]) == crm_calls + 1
 
 
 async def test_r_dsr_15_access_returns_notifys_and_crm_syncs_records(suite: Suite) -> None:

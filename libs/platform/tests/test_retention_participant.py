@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from pymongo.errors import DuplicateKeyError
 
 from switchboard_contracts import Event, decode, make_event
 from switchboard_contracts.calls import CallReceived
@@ -30,12 +31,13 @@ from switchboard_contracts.retention import (
 )
 from switchboard_contracts.samples import sample_payload
 from switchboard_platform.mongo import MongoDatabase, create_mongo_client
-from switchboard_platform.outbox import PARKED, OutboxStore, PendingEntry, _entry
+from switchboard_platform.outbox import OUTBOX, PARKED, SINCE, OutboxStore, PendingEntry, _entry
 from switchboard_platform.retention_participant import (
     LEGITIMATE_INTEREST,
     Inventory,
     PersonalData,
     RetentionParticipant,
+    Tombstone,
 )
 from switchboard_platform.subjects import subject_ids, subject_key
 from switchboard_platform.testing.pytest_plugin import ServerEndpoints
@@ -217,6 +219,54 @@ async def test_r_dsr_17_subject_erasure_deletes_that_subject_only_and_keeps_lega
     reasons = {(r.collection, r.category): r.reason for r in answer.data.retained}
     assert reasons[("calls", DataCategory.LEGAL_HOLD)].startswith("R-RET-5")
     assert "client's account" in reasons[("profiles", DataCategory.CUSTOMER_ACCOUNT)]
+
+
+async def test_r_dsr_17_a_tombstone_keeps_an_erased_document_from_coming_back(
+    db: MongoDatabase,
+) -> None:
+    """A collection that declares a tombstone keeps only its bookkeeping: a redelivered
+    event that would write the document again (by its id) finds it and cannot."""
+    notes = PersonalData(
+        collection="calls",
+        purpose="Call notes for the client",
+        subject_fields={PHONE: ("caller.phone",), NAME: ("caller.name",)},
+        tombstone=Tombstone(("caller", "concern"), lambda now: {"deleted_at": now}),
+    )
+    participant = RetentionParticipant(Inventory(service="svc", collections=(notes,)))
+    participant.use(db)
+    phone = _phone()
+    pending = {OUTBOX: [{"seq": "1", "topic": "note.created", "value": phone}], SINCE: "1"}
+    erased, kept = _call("t1", phone, 1, **pending), _call("t1", _phone(), 1)
+    await db.calls.insert_many([erased, kept])
+    subject = SubjectScope(kind="subject", identifiers=(SubjectId(kind=PHONE, value=phone),))
+    await participant.on_retention_due(_due(subject))
+    await participant.on_retention_due(_due(subject))  # a second erasure finds nothing
+
+    stone = await db.calls.find_one({"_id": erased["_id"]})
+    assert stone is not None
+    assert phone not in str(stone)  # its pending event went too
+    assert set(stone) == {
+        "_id",
+        "tenant_id",
+        "category",
+        "retention_from",
+        "secret_key",
+        "deleted_at",
+    }
+    untouched = await db.calls.find_one({"_id": kept["_id"]})
+    assert untouched is not None and untouched["caller"] == kept["caller"]
+    with pytest.raises(DuplicateKeyError):
+        await db.calls.insert_one(_call("t1", phone, 1, _id=erased["_id"]))
+    first, second = await _answers(db)
+    assert [(c.collection, c.count) for c in first.data.erased] == [("calls", 1)]
+    assert second.data.erased == ()
+    with pytest.raises(ValueError, match="would keep"):
+        PersonalData(
+            collection="x",
+            purpose="p",
+            subject_fields={PHONE: ("caller_phone",)},
+            tombstone=Tombstone(("caller",), lambda now: {}),
+        )
 
 
 async def test_tenant_erasure_takes_everything_of_the_tenant_and_answers_once(

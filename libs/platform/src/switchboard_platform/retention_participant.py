@@ -8,7 +8,11 @@ and attaches a `RetentionParticipant` to its runtime. The participant then answe
 - `retention.due` (R-RET-1..6, R-DSR-17): it DELETES — never masks — what the order's scope
   selects in the service's own database, keeps what a legal hold (or the `legal_hold`
   category, for subject and tenant erasure) covers, and answers `retention.completed` with
-  counts per collection and category, and what it kept and why;
+  counts per collection and category, and what it kept and why. One exception: a
+  collection whose documents stand for an event that may be delivered again (a note for its
+  `call.received`) declares a `Tombstone`; a subject's erasure then removes every personal
+  field and leaves the id, so the redelivered event finds it and cannot bring the data back;
+  the category's clock deletes the tombstone;
 - `dsr.requested` (R-DSR-15..21): access and portability get the subject's records with
   purpose, category, recipients and retention end; rectification applies the corrected
   values; restriction and objection are recorded in a collection of the service, which the
@@ -68,7 +72,9 @@ from .mongo import (
     update_matching,
 )
 from .outbox import (
+    OUTBOX,
     PARKED,
+    SINCE,
     merge_updates,
     outbox_fields_excluded,
     outbox_update,
@@ -87,6 +93,7 @@ __all__ = [
     "Inventory",
     "PersonalData",
     "RetentionParticipant",
+    "Tombstone",
 ]
 
 LEGITIMATE_INTEREST = "legitimate_interest"
@@ -100,6 +107,30 @@ _DELETABLE = tuple(c for c in _CATEGORIES if c != DataCategory.LEGAL_HOLD)
 
 Export = Callable[[Document, Sequence[SubjectId]], dict[str, JsonValue]]
 """Turns one stored document into what the subject receives of it (e.g. only their entries)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Tombstone:
+    """What a subject's erasure leaves of a document instead of deleting it.
+
+    `removes` are the fields unset (every field that holds personal data, the subject's
+    identifiers included), `marks(now)` the fields set (e.g. `deleted_at`, which the
+    service's reads already skip). What stays is bookkeeping: the id a redelivered event is
+    deduplicated by, the tenant, the category and its clock.
+    """
+
+    removes: tuple[str, ...]
+    marks: Callable[[datetime], Document]
+
+    def update(self, now: datetime) -> Document:
+        """The update that turns a document into its tombstone; its unpublished events go
+        too (they carry what it held)."""
+        removed = dict.fromkeys((*self.removes, OUTBOX, SINCE), "")
+        return {"$set": self.marks(now), "$unset": removed}
+
+    def covers(self, path: str) -> bool:
+        """Whether the tombstone removes the dotted `path` (itself or a parent of it)."""
+        return any(path == f or path.startswith(f + ".") for f in self.removes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,12 +156,23 @@ class PersonalData:
     kept_reason: str = ""
     export: Export | None = None
     """What of a document the subject receives; default: the document without bookkeeping."""
+    tombstone: Tombstone | None = None
+    """Set where a redelivered event would recreate an erased document (see `Tombstone`)."""
 
     def __post_init__(self) -> None:
         if not self.collection or "." in self.collection or self.collection.startswith("$"):
             raise ValueError(f"not a collection name: {self.collection!r}")
         if not self.erase_by_subject and not self.kept_reason:
             raise ValueError(f"{self.collection}: say why subject erasure keeps the documents")
+        if self.tombstone is not None:
+            kept = [
+                path
+                for paths in self.subject_fields.values()
+                for path in paths
+                if not self.tombstone.covers(path)
+            ]
+            if kept:
+                raise ValueError(f"{self.collection}: a tombstone would keep {kept}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -502,6 +544,7 @@ class RetentionParticipant:
                 {data.tenant_field: scope.tenant_id} if scope.tenant_id else {},
             ]
             return await self._erase_due(coll, data, base, scope, holds, answer_id)
+        tombstone = None
         if isinstance(scope, SubjectScope):
             by_subject = subject_selector(data, scope.identifiers)
             if by_subject is None:
@@ -509,9 +552,10 @@ class RetentionParticipant:
             base = [by_subject, {data.tenant_field: scope.tenant_id} if scope.tenant_id else {}]
             if not data.erase_by_subject:
                 return await self._keep_all(coll, data, base)
+            tombstone = data.tombstone
         else:
             base = [{data.tenant_field: scope.tenant_id}]
-        return await self._erase_all(coll, data, base, holds, answer_id)
+        return await self._erase_all(coll, data, base, holds, answer_id, tombstone)
 
     async def _keep_all(
         self, coll: MongoCollection, data: PersonalData, base: list[Document]
@@ -633,8 +677,10 @@ class RetentionParticipant:
         base: list[Document],
         holds: Sequence[LegalHold],
         answer_id: str,
+        tombstone: Tombstone | None = None,
     ) -> list[RetainedCount]:
-        """Delete every document `base` selects, but what holds or a legal duty keep."""
+        """Delete every document `base` selects, but what holds or a legal duty keep (or
+        turn it into its `tombstone`)."""
         selection = _and(*base)
         retained, not_held = await self._held(coll, data, [selection], holds)
         duty = _and(selection, not_held, {data.category_field: str(DataCategory.LEGAL_HOLD)})
@@ -649,12 +695,13 @@ class RetentionParticipant:
                 )
             )
         for category in _DELETABLE:
-            deleted = await delete_matching(
-                coll,
-                _and(selection, not_held, {data.category_field: category}),
-                chunk=self.inventory.chunk,
-            )
-            await self._count_erased(answer_id, data, category, deleted)
+            chosen = _and(selection, not_held, {data.category_field: category})
+            if tombstone is None:
+                erased = await delete_matching(coll, chosen, chunk=self.inventory.chunk)
+            else:
+                update = tombstone.update(self._clock())
+                erased = await update_matching(coll, chosen, update, chunk=self.inventory.chunk)
+            await self._count_erased(answer_id, data, category, erased)
         return retained
 
     async def _forget_restrictions(self, tenant_id: str) -> None:

@@ -2,7 +2,9 @@
 
 - **Transfers** hold the caller's phone (`caller_phone`) for as long as they live, and the
   note's content (`content.caller_*`, concern) only until the transfer is done: a synced,
-  cancelled or deleted transfer is found by the caller's phone alone.
+  cancelled or deleted transfer is found by the caller's phone alone. A caller's erasure
+  leaves the transfer without either (its log stays), so a redelivered `note.created`
+  cannot send the note again.
 - **Records** (note → CRM record id) and **contacts** (caller → CRM contact id) link a
   caller to the client's CRM; they carry the caller's phone for that reason.
 - **Connectors** and **tenants** are the client's account (no caller data); the
@@ -17,8 +19,11 @@ requests", for why a retention erasure does not delete them there.
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from switchboard_contracts.common import SubjectKind
-from switchboard_platform.retention_participant import Inventory, PersonalData
+from switchboard_platform.mongo import Document
+from switchboard_platform.retention_participant import Inventory, PersonalData, Tombstone
 
 from .connector_store import CONNECTORS
 from .deleted_note_store import DELETED_NOTES
@@ -27,6 +32,15 @@ from .tenant_store import TENANTS
 from .transfer_store import TRANSFERS
 
 CRM = "the client's CRM (HubSpot, Salesforce, Pipedrive or its webhook receiver)"
+
+def _erased(now: datetime) -> Document:
+    return {"erased_at": now}
+
+
+ERASED_TRANSFER = Tombstone(removes=("caller_phone", "content"), marks=_erased)
+"""An erased caller's transfer keeps its id and log (what went where, when: R-API-2) and
+loses the caller: `note.created` stays 30 days on Kafka, and a redelivery finds the transfer
+and sends nothing again; one still pending finds no content and is cancelled."""
 
 TRANSFER_LOG = PersonalData(
     collection=TRANSFERS,
@@ -45,6 +59,7 @@ TRANSFER_LOG = PersonalData(
         "company": "content.caller_company",
     },
     private_fields=("claim", "due_at", "created_ts", "trace_id", "retry_from"),
+    tombstone=ERASED_TRANSFER,
 )
 CRM_RECORDS = PersonalData(
     collection=RECORDS,

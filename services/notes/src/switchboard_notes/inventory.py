@@ -2,10 +2,28 @@
 
 from __future__ import annotations
 
-from switchboard_contracts.common import SubjectKind
-from switchboard_platform.retention_participant import Inventory, PersonalData
+from datetime import datetime
 
+from switchboard_contracts.common import SubjectKind
+from switchboard_contracts.notes import DeletionReason
+from switchboard_platform.mongo import Document
+from switchboard_platform.retention_participant import Inventory, PersonalData, Tombstone
+
+from .domain import PERSONAL_FIELDS
 from .repository import NOTES
+
+
+def _erased(now: datetime) -> Document:
+    return {
+        "deleted_at": now,
+        "deleted_by": "retention",
+        "deletion_reason": str(DeletionReason.DATA_SUBJECT_REQUEST),
+    }
+
+
+ERASED_NOTE = Tombstone(removes=(*PERSONAL_FIELDS, "rating.comment"), marks=_erased)
+"""An erased caller's note becomes the tombstone a client's deletion leaves (decision 0006):
+`call.received` stays 30 days on Kafka, and a redelivery must not write the note again."""
 
 INVENTORY = Inventory(
     service="notes",
@@ -25,6 +43,7 @@ INVENTORY = Inventory(
                 "email": "caller.email",
                 "company": "caller.company",
             },
+            tombstone=ERASED_NOTE,
         ),
     ),
 )

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from pydantic import JsonValue
 
@@ -23,13 +24,14 @@ from switchboard_platform.mongo import Document
 from switchboard_platform.retention_participant import (
     Inventory,
     PersonalData,
+    Tombstone,
     exported,
 )
 from switchboard_platform.subjects import subject_key
 
 from .ledger import DELIVERIES
 from .registry import CONSENTS
-from .repository import NOTES, TENANTS
+from .repository import NOTE_CONTENT, NOTES, TENANTS
 
 
 def _own_recipient_entries(doc: Document, identifiers: Sequence[SubjectId]) -> dict[str, JsonValue]:
@@ -59,6 +61,14 @@ def _own_recipient_entries(doc: Document, identifiers: Sequence[SubjectId]) -> d
     }
 
 
+def _erased(now: datetime) -> Document:
+    return {"deleted_at": now, "planned": True}
+
+
+ERASED_COPY = Tombstone(removes=(*NOTE_CONTENT, "contact_person"), marks=_erased)
+"""An erased caller's note copy becomes the tombstone `note.deleted` leaves: `note.created`
+stays 30 days on Kafka, and a redelivery must neither store the copy again nor send it."""
+
 NOTE_COPIES = PersonalData(
     collection=NOTES,
     purpose="Call note kept until it is delivered to the client by e-mail or SMS (Art. 28 GDPR)",
@@ -72,6 +82,7 @@ NOTE_COPIES = PersonalData(
     # here, where one path is corrected per field; notes and intake correct it at the source
     rectifiable={"name": "caller.name", "email": "caller.email", "company": "caller.company"},
     private_fields=("planned", "trace_id"),
+    tombstone=ERASED_COPY,
 )
 DELIVERY_LEDGER = PersonalData(
     collection=DELIVERIES,
