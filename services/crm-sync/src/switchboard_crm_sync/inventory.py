@@ -33,6 +33,7 @@ from .transfer_store import TRANSFERS
 
 CRM = "the client's CRM (HubSpot, Salesforce, Pipedrive or its webhook receiver)"
 
+
 def _erased(now: datetime) -> Document:
     return {"erased_at": now}
 
