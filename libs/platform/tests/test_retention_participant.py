@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -197,6 +198,52 @@ async def test_r_ret_5_a_legal_hold_keeps_exactly_what_it_covers_and_says_why(
     assert "tax audit" in kept.reason
     assert kept.retained_until == hold.until
     assert answer.data.erased[0].count == 2
+
+
+async def test_r_ret_2_a_recording_reference_goes_after_30_days_unless_held(
+    db: MongoDatabase,
+) -> None:
+    """A shorter-lived field (the recording's reference, 30 days) leaves documents kept for
+    longer (the call, 60 days); a hold keeps it; a document without one is not touched."""
+    calls = replace(CALLS, shorter_lived={DataCategory.RECORDING: ("recording.url",)})
+    participant = RetentionParticipant(Inventory(service="svc", collections=(calls,)))
+    participant.use(db)
+    held_phone = _phone()
+
+    def recorded(tenant: str, phone: str, days: float) -> dict[str, Any]:
+        url = f"https://rec.example/{uuid.uuid4().hex}.ogg"
+        return _call(tenant, phone, days, recording={"consent": True, "url": url})
+
+    due, young, held = (
+        recorded("t1", _phone(), 31),
+        recorded("t1", _phone(), 29),
+        recorded("t1", held_phone, 40),
+    )
+    unrecorded = _call("t1", _phone(), 31, recording=None)
+    await db.calls.insert_many([due, young, held, unrecorded])
+    hold = LegalHold(
+        hold_id="hold-r",
+        reason="court order",
+        until=(NOW + timedelta(days=9)).date(),
+        subject=SubjectId(kind=PHONE, value=held_phone),
+    )
+    scope = CategoryScope(
+        kind="category", category=DataCategory.RECORDING, cutoff=NOW - timedelta(days=30)
+    )
+    await participant.on_retention_due(_due(scope, hold))
+
+    after = {d["_id"]: d async for d in db.calls.find({})}
+    assert set(after) == {due["_id"], young["_id"], held["_id"], unrecorded["_id"]}
+    assert after[due["_id"]]["recording"] == {"consent": True}
+    assert after[young["_id"]]["recording"] == young["recording"]
+    assert after[held["_id"]]["recording"] == held["recording"]
+    assert after[unrecorded["_id"]]["recording"] is None
+    (answer,) = await _answers(db)
+    assert [(c.collection, c.category, c.count) for c in answer.data.erased] == [
+        ("calls", DataCategory.RECORDING, 1)
+    ]
+    (kept,) = answer.data.retained
+    assert (kept.category, kept.count, kept.hold_id) == (DataCategory.RECORDING, 1, "hold-r")
 
 
 async def test_r_dsr_17_subject_erasure_deletes_that_subject_only_and_keeps_legal_duties(

@@ -12,7 +12,9 @@ and attaches a `RetentionParticipant` to its runtime. The participant then answe
   collection whose documents stand for an event that may be delivered again (a note for its
   `call.received`) declares a `Tombstone`; a subject's erasure then removes every personal
   field and leaves the id, so the redelivered event finds it and cannot bring the data back;
-  the category's clock deletes the tombstone;
+  the category's clock deletes the tombstone. And a field of a category kept for less
+  time than its document (`shorter_lived`: a recording's reference, 30 days, in call data
+  kept 60) is removed by that category's sweep, the document staying;
 - `dsr.requested` (R-DSR-15..21): access and portability get the subject's records with
   purpose, category, recipients and retention end; rectification applies the corrected
   values; restriction and objection are recorded in a collection of the service, which the
@@ -158,6 +160,10 @@ class PersonalData:
     """What of a document the subject receives; default: the document without bookkeeping."""
     tombstone: Tombstone | None = None
     """Set where a redelivered event would recreate an erased document (see `Tombstone`)."""
+    shorter_lived: Mapping[DataCategory, tuple[str, ...]] = field(default_factory=dict)
+    """Text fields of a category kept for less time than their document, e.g. RECORDING:
+    ("recording.url",) (R-RET-2: 30 days, in call data kept 60): that category's sweep
+    removes them from the documents whose clock ran out for it; the documents stay."""
 
     def __post_init__(self) -> None:
         if not self.collection or "." in self.collection or self.collection.startswith("$"):
@@ -539,11 +545,15 @@ class RetentionParticipant:
         holds = _holds_for(scope, order.holds)
         coll = self._coll(data.collection)
         if isinstance(scope, CategoryScope):
+            retained = []
+            fields = data.shorter_lived.get(scope.category)
+            if fields:
+                retained = await self._strip_due(coll, data, fields, scope, holds, answer_id)
             base = [
                 {data.category_field: str(scope.category)},
                 {data.tenant_field: scope.tenant_id} if scope.tenant_id else {},
             ]
-            return await self._erase_due(coll, data, base, scope, holds, answer_id)
+            return retained + await self._erase_due(coll, data, base, scope, holds, answer_id)
         tombstone = None
         if isinstance(scope, SubjectScope):
             by_subject = subject_selector(data, scope.identifiers)
@@ -657,6 +667,38 @@ class RetentionParticipant:
                 ids = []
         await self._delete(coll, ids, answer_id, data, category)
         return retained
+
+    async def _strip_due(
+        self,
+        coll: MongoCollection,
+        data: PersonalData,
+        fields: tuple[str, ...],
+        scope: CategoryScope,
+        holds: Sequence[LegalHold],
+        answer_id: str,
+    ) -> list[RetainedCount]:
+        """Remove a shorter-lived category's fields from the documents whose clock ran out
+        for it (counted as erased in that category); what a hold covers keeps them."""
+        cutoff = as_utc(scope.cutoff)
+
+        def due(doc: Document) -> bool:
+            moment = _moment(doc.get(data.clock_field))
+            return moment is not None and moment < cutoff
+
+        present = {"$or": [{f: {"$gt": ""}} for f in fields]}
+        tenant = {data.tenant_field: scope.tenant_id} if scope.tenant_id else None
+        selection = _and(tenant, present, _clock_before(data.clock_field, cutoff))
+        retained, not_held = await self._held(coll, data, [selection], holds, due)
+        cursor = coll.find(_and(selection, not_held), {data.clock_field: 1})
+        ids = [doc["_id"] async for doc in cursor if due(doc)]
+        removed = {"$unset": dict.fromkeys(fields, "")}
+        chunk = self.inventory.chunk
+        stripped = 0
+        for start in range(0, len(ids), chunk):
+            result = await coll.update_many({"_id": {"$in": ids[start : start + chunk]}}, removed)
+            stripped += result.modified_count
+        await self._count_erased(answer_id, data, str(scope.category), stripped)
+        return [r.model_copy(update={"category": scope.category}) for r in retained]
 
     async def _delete(
         self,

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from pydantic import JsonValue
 
+from switchboard_contracts.categories import DataCategory
 from switchboard_contracts.common import SubjectId, SubjectKind
 from switchboard_platform.mongo import Document
 from switchboard_platform.retention_participant import (
@@ -64,6 +65,8 @@ CAPTURED_CALLS = PersonalData(
         "company": "caller.company",
     },
     private_fields=("idempotency_key", "idempotency_fingerprint", "idempotency_expires_at"),
+    # R-RET-2: the recording's reference goes after 30 days, the call's record after 60
+    shorter_lived={DataCategory.RECORDING: ("recording.url",)},
 )
 TENANT_PROFILES = PersonalData(
     collection=TENANTS,

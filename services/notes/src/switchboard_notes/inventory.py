@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from switchboard_contracts.categories import DataCategory
 from switchboard_contracts.common import SubjectKind
 from switchboard_contracts.notes import DeletionReason
 from switchboard_platform.mongo import Document
@@ -44,6 +45,8 @@ INVENTORY = Inventory(
                 "company": "caller.company",
             },
             tombstone=ERASED_NOTE,
+            # R-RET-2: the recording's reference goes after 30 days, the note after 60
+            shorter_lived={DataCategory.RECORDING: ("recording.url",)},
         ),
     ),
 )

@@ -107,14 +107,18 @@ async def _tenant(suite: Suite, **profile: Any) -> str:
     return tenant
 
 
-async def _call(suite: Suite, tenant: str, phone: str, name: str, days_ago: float) -> str:
+async def _call(
+    suite: Suite, tenant: str, phone: str, name: str, days_ago: float, recording: str = ""
+) -> str:
     started = datetime.now(UTC) - timedelta(days=days_ago)
-    body = {
+    body: dict[str, Any] = {
         "tenant_id": tenant,
         "caller": {"name": name, "phone": phone, "email": f"{phone[1:]}@example.de"},
         "concern": "Bitte um Rückruf",
         "started_at": started.isoformat(),
     }
+    if recording:
+        body["recording"] = {"consent": True, "url": recording}
     reply = await suite.intake.post("/v1/calls", json=body, headers=AGENT)
     assert reply.status_code == 201, reply.text
     call_id: str = reply.json()["id"]
@@ -152,6 +156,34 @@ def _erased(sweep: dict[str, Any], service: str, collection: str) -> int:
         for c in r["erased"]
         if c["collection"] == collection
     )
+
+
+async def test_r_ret_2_a_recordings_reference_goes_after_30_days_and_its_call_stays(
+    suite: Suite,
+) -> None:
+    tenant = await _tenant(suite)
+    urls = {days: f"https://rec.example/{tenant}/{days}.ogg" for days in (31, 29)}
+    calls = {
+        days: await _call(suite, tenant, _phone(), _name(), days_ago=days, recording=url)
+        for days, url in urls.items()
+    }
+    sweep = await _sweep(suite, tenant_id=tenant)
+    assert await _calls(suite, tenant) == await _notes(suite, tenant) == set(calls.values())
+    for db, collection, key in (
+        (suite.intake_db, "calls", "_id"),
+        (suite.notes_db, "notes", "call_id"),
+    ):
+        old = await db[collection].find_one({key: calls[31]})
+        new = await db[collection].find_one({key: calls[29]})
+        assert old["recording"] == {"consent": True}, collection  # the consent is call data
+        assert new["recording"] == {"consent": True, "url": urls[29]}, collection
+        assert urls[31] not in repr(old)
+    counts = {
+        (r["service"], c["collection"], c["category"]): c["count"]
+        for r in sweep["receipts"]
+        for c in r["erased"]
+    }
+    assert counts == {("intake", "calls", "recording"): 1, ("notes", "notes", "recording"): 1}
 
 
 async def _dsr(suite: Suite, **body: Any) -> dict[str, Any]:
