@@ -117,7 +117,11 @@ DEAD_LETTER_REASONS = (
 
 
 def initialise_series(
-    service: str, *, consumed: Iterable[str] = (), published: Iterable[str] = ()
+    service: str,
+    *,
+    consumed: Iterable[str] = (),
+    published: Iterable[str] = (),
+    collections: Iterable[str] = (),
 ) -> None:
     """Export the service's counters at 0 before anything happens.
 
@@ -125,6 +129,8 @@ def initialise_series(
     `increase()` and `rate()`: the first dead letter of a topic would never fire an alert,
     and a dashboard would show "no data" rather than 0.
     """
+    for collection in collections:
+        TENANT_GUARD_DROPPED.labels(service=service, collection=collection)
     for topic in consumed:
         MESSAGES_CONSUMED.labels(service=service, topic=topic)
         MESSAGES_FAILED.labels(service=service, topic=topic)

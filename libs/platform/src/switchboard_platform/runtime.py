@@ -104,6 +104,7 @@ class ServiceRuntime:
         for collection in outbox_collections:
             self._indexes[collection] = [*self._indexes.get(collection, ()), *outbox_indexes()]
         self._outbox_collections = tuple(outbox_collections)
+        initialise_series(name, collections=self._indexes)
         self._mongo: MongoClient | None = None
         self._indexed = False
         self._relay: OutboxRelay | None = None

@@ -44,6 +44,13 @@ class RetentionSettings(ServiceSettings):
         le=300,
         description="How often answer deadlines, scheduled sweeps and the gauges are checked",
     )
+    verify_interval_s: int = Field(
+        3600,
+        ge=0,
+        description="How often each replica recomputes the receipt chain (R-RET-6) into "
+        "switchboard_retention_receipt_chain_valid, which SwitchboardReceiptChainBroken "
+        "watches; the first pass verifies at start; 0: only on demand (GET /v1/receipts/verify)",
+    )
     dsr_near_due_days: int = Field(
         7, ge=1, le=30, description="An open request is `near_due` this many days before due_at"
     )

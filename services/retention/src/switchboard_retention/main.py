@@ -77,6 +77,7 @@ def create_app(settings: RetentionSettings | None = None) -> FastAPI:
             dsr_service,
             sweep_interval_s=settings.sweep_interval_s,
             check_interval_s=settings.check_interval_s,
+            verify_interval_s=settings.verify_interval_s,
         )
         app.state.retention_service = retention_service
         app.state.dsr_service = dsr_service

@@ -26,5 +26,7 @@ RETAINED = Counter(
     ["service", "category"],
 )
 CHAIN_VALID = Gauge(
-    "switchboard_retention_receipt_chain_valid", "1 if the last verification found the chain intact"
+    "switchboard_retention_receipt_chain_valid",
+    "1 if the last verification found the chain intact, 0 if broken (NaN: not verified yet)",
 )
+CHAIN_VALID.set(float("nan"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 from switchboard_platform.consumer import is_transient_error
 
@@ -16,7 +17,9 @@ log = logging.getLogger(__name__)
 
 
 class Scheduler:
-    """Every `check_interval_s`: the interval's sweep if none ran, deadlines, gauges."""
+    """Every `check_interval_s`: the interval's sweep if none ran, deadlines, gauges; every
+    `verify_interval_s` (and first at start) the receipt chain, so a broken one is found
+    without anyone asking (R-RET-6, R-SEC-4)."""
 
     def __init__(
         self,
@@ -25,11 +28,14 @@ class Scheduler:
         *,
         sweep_interval_s: int,
         check_interval_s: float,
+        verify_interval_s: int = 0,
     ) -> None:
         self._retention = retention
         self._requests = requests
         self._sweep_interval_s = sweep_interval_s
         self._check_interval_s = check_interval_s
+        self._verify_interval_s = verify_interval_s
+        self._verified_at: float | None = None
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -56,6 +62,11 @@ class Scheduler:
             await self._retention.scheduled_sweep(now, self._sweep_interval_s)
         await self._retention.tick(now)
         await self._requests.tick(now)
+        if self._verify_interval_s > 0:
+            started = time.monotonic()
+            if self._verified_at is None or started - self._verified_at >= self._verify_interval_s:
+                await self._retention.verify_receipts()
+                self._verified_at = started
 
     async def _run(self) -> None:
         while True:

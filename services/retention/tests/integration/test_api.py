@@ -16,7 +16,7 @@ import pytest
 from fastapi import FastAPI
 from pymongo import AsyncMongoClient
 
-from switchboard_contracts import encode, make_event
+from switchboard_contracts import Event, encode, make_event
 from switchboard_contracts.categories import DataCategory, RecordCount
 from switchboard_contracts.retention import RetentionCompleted
 from switchboard_platform.testing.apps import running_app
@@ -33,7 +33,9 @@ PHONE = "+4915112345678"
 
 @pytest.fixture(scope="module")
 def settings(servers: ServerEndpoints) -> RetentionSettings:
-    return retention_settings(servers, participants="ghost", answer_timeout_s=1.0)
+    return retention_settings(
+        servers, participants="ghost", answer_timeout_s=1.0, verify_interval_s=1
+    )
 
 
 @pytest.fixture(scope="module")
@@ -323,9 +325,10 @@ async def _incomplete_gauge(api: httpx.AsyncClient) -> bool:
     return False
 
 
-async def test_r_ret_6_tampering_with_a_stored_receipt_is_detected_by_verify(
-    api: httpx.AsyncClient, servers: ServerEndpoints, db: Any
-) -> None:
+async def _stored_receipts(
+    servers: ServerEndpoints, db: Any, *counts: int
+) -> tuple[list[Event[RetentionCompleted]], list[dict[str, Any]]]:
+    """Receipts of one tenant, produced (the first twice) and stored: the events and docs."""
     tenant = _tenant()
     receipts = [
         make_event(
@@ -338,16 +341,23 @@ async def test_r_ret_6_tampering_with_a_stored_receipt_is_detected_by_verify(
             tenant_id=tenant,
             source="/switchboard/notes",
         )
-        for n in (3, 4, 5)
+        for n in counts
     ]
     await produce(servers.kafka_bootstrap_servers, [encode(e) for e in [*receipts, receipts[0]]])
     ids = [e.data.request_id for e in receipts]
 
     async def stored() -> list[dict[str, Any]] | None:
         docs = [d async for d in db.receipts.find({"request_id": {"$in": ids}}).sort("seq", 1)]
-        return docs if len(docs) == 3 else None
+        return docs if len(docs) == len(ids) else None
 
-    docs = await until(stored)
+    return receipts, await until(stored)
+
+
+async def test_r_ret_6_tampering_with_a_stored_receipt_is_detected_by_verify(
+    api: httpx.AsyncClient, servers: ServerEndpoints, db: Any
+) -> None:
+    receipts, docs = await _stored_receipts(servers, db, 3, 4, 5)
+    ids = [e.data.request_id for e in receipts]
     verdict = (await api.get("/v1/receipts/verify", headers=OPERATOR)).json()
     assert verdict["valid"]
     assert verdict["count"] >= 3
@@ -363,6 +373,29 @@ async def test_r_ret_6_tampering_with_a_stored_receipt_is_detected_by_verify(
     finally:
         await db.receipts.replace_one({"_id": target["_id"]}, target)
     assert (await api.get("/v1/receipts/verify", headers=OPERATOR)).json()["valid"]
+
+
+async def test_r_sec_4_a_broken_receipt_chain_shows_in_the_metrics_without_anyone_asking(
+    api: httpx.AsyncClient, servers: ServerEndpoints, db: Any
+) -> None:
+    """The scheduler verifies the chain every RETENTION_VERIFY_INTERVAL_S: the gauge the
+    alert SwitchboardReceiptChainBroken watches turns 0 with no call of /verify."""
+
+    async def chain_valid(expected: float) -> bool:
+        for line in (await api.get("/metrics")).text.splitlines():
+            if line.startswith("switchboard_retention_receipt_chain_valid "):
+                return float(line.split()[-1]) == expected
+        return False
+
+    _, docs = await _stored_receipts(servers, db, 7)
+    await until(lambda: chain_valid(1.0))
+    target = docs[0]
+    await db.receipts.update_one({"_id": target["_id"]}, {"$set": {"erased": []}})
+    try:
+        await until(lambda: chain_valid(0.0))
+    finally:
+        await db.receipts.replace_one({"_id": target["_id"]}, target)
+    await until(lambda: chain_valid(1.0))
 
 
 async def _dsr(api: httpx.AsyncClient, **body: Any) -> dict[str, Any]:

@@ -254,6 +254,22 @@ CASES: tuple[AlertCase, ...] = (
         "CRM records take over 15 minutes; e-mails within it stay quiet",
     ),
     AlertCase(
+        "SwitchboardTenantGuardTripped",
+        {
+            _s("switchboard_tenant_guard_dropped_total", **NOTES, collection="notes"): "0 0 1 1 1",
+            _s("switchboard_tenant_guard_dropped_total", **NOTES, collection="other"): "0x4",
+        },
+        "4m",
+        ({"service": "notes", "collection": "notes"},),
+        "one dropped document fires for its collection; a collection at 0 stays quiet",
+    ),
+    AlertCase(
+        "SwitchboardReceiptChainBroken",
+        {_s("switchboard_retention_receipt_chain_valid", job="retention"): "1 1 0 0"},
+        "3m",
+        ({},),
+    ),
+    AlertCase(
         "SwitchboardRetentionSweepIncomplete",
         {
             _s("switchboard_retention_sweeps", status="incomplete"): "0 0 0 1 1 1",
