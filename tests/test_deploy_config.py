@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import base64
+import importlib
 import inspect
 import os
 import shutil
@@ -27,6 +29,7 @@ import pytest
 import yaml
 
 from switchboard_contracts.topics import ALL_TOPICS, EVENT_TOPICS, SEGMENT_MS, retention_ms
+from switchboard_platform.settings import ServiceSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 K8S = ROOT / "deploy" / "k8s"
@@ -311,3 +314,77 @@ def test_dockerfile_passes_hadolint() -> None:
         env={**os.environ, "NO_COLOR": "1"},
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def _production_environment(
+    deployment: dict[str, Any], built: tuple[dict[str, Any], ...]
+) -> dict[str, str]:
+    """What the container's environment would hold, its Secrets filled from
+    secrets.example.yaml (placeholders made valid: a long random-looking value, a key)."""
+    secrets = {
+        s["metadata"]["name"]: s["stringData"]
+        for s in yaml.safe_load_all((K8S / "secrets.example.yaml").read_text())
+        if s
+    }
+    configs = {c["metadata"]["name"]: c["data"] for c in _of_kind(built, "ConfigMap")}
+    container = _container(deployment)
+    env: dict[str, str] = {}
+    for source in container.get("envFrom", []):
+        env |= configs[source["configMapRef"]["name"]]
+    names = [entry["name"] for entry in container.get("env", [])]
+    # Kubernetes lets the last of two entries win: notify once read its cursor secret from
+    # a Secret that does not hold it, so its pods could not start
+    assert len(names) == len(set(names)), (
+        f"declared twice: {sorted(n for n in set(names) if names.count(n) > 1)}"
+    )
+    for entry in container.get("env", []):
+        if "value" in entry:
+            env[entry["name"]] = str(entry["value"])
+            continue
+        ref = entry["valueFrom"]
+        if "fieldRef" in ref:
+            env[entry["name"]] = "pod-0"
+            continue
+        key = ref["secretKeyRef"]
+        # the example shows intake's Secret; every service's has that shape, with its name
+        own = {
+            k: v.replace("intake", key["name"].removeprefix("switchboard-"))
+            for k, v in secrets["switchboard-intake"].items()
+        }
+        value = secrets.get(key["name"], own).get(key["key"])
+        if value is None:
+            assert key.get("optional"), f"{key} is required but not in secrets.example.yaml"
+            continue
+        if key["key"] == "CRM_SYNC_CREDENTIALS_KEY":
+            value = base64.b64encode(b"k" * 32).decode()
+        env[entry["name"]] = value.replace("CHANGE-ME", "x" * 40)
+    return env
+
+
+def test_r_sec_1_production_manifests_configure_encrypted_transports_the_services_accept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each service's settings load from what the production overlay gives its container:
+    production refuses plaintext Kafka, MongoDB, SMTP and http URLs, and these pass."""
+    built = _built(OVERLAYS / "production")
+    checked = []
+    for deployment in _of_kind(built, "Deployment"):
+        name = deployment["metadata"]["name"]
+        package = "switchboard_" + name.removeprefix("switchboard-").replace("-", "_")
+        config = importlib.import_module(f"{package}.config")
+        [settings_class] = [
+            c
+            for c in vars(config).values()
+            if inspect.isclass(c)
+            and c.__name__.endswith("Settings")
+            and c.__module__ == config.__name__
+        ]
+        for variable in list(os.environ):
+            monkeypatch.delenv(variable)
+        for variable, value in _production_environment(deployment, built).items():
+            monkeypatch.setenv(variable, value)
+        settings = settings_class()
+        assert isinstance(settings, ServiceSettings)
+        assert settings.refuses_plaintext, name
+        checked.append(name)
+    assert len(checked) == len(_services())

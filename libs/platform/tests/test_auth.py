@@ -21,8 +21,21 @@ from switchboard_platform.testing.tokens import make_token
 STRONG = "s" * 40
 
 
+ENCRYPTED: dict[str, object] = {
+    "kafka_security_protocol": "SASL_SSL",
+    "mongodb_url": "mongodb://db.example:27017/?tls=true",
+}
+
+
 def _production(**values: object) -> ServiceSettings:
-    return ServiceSettings(environment="production", cursor_secret=STRONG, **values)  # type: ignore[arg-type]
+    fields = {"environment": "production", "cursor_secret": STRONG, **ENCRYPTED, **values}
+    return ServiceSettings(**fields)  # type: ignore[arg-type]
+
+
+def _production_with_test_jwks(url: str, **values: object) -> ServiceSettings:
+    """Production settings whose key server is the test's own, on plain http (allowed
+    explicitly: production refuses an http JWKS URL otherwise)."""
+    return _production(jwks_url=url, allow_plaintext=True, **values)
 
 
 def _hs256(**claims: object) -> str:
@@ -65,13 +78,13 @@ def _rs256(key: rsa.RSAPrivateKey, **claims: object) -> str:
 
 
 def test_production_tokens_are_verified_against_the_jwks_endpoint(jwks_url: str) -> None:
-    verifier = TokenVerifier(_production(jwks_url=jwks_url))
+    verifier = TokenVerifier(_production_with_test_jwks(jwks_url))
     principal = verifier.verify(_rs256(PRIVATE_KEY, roles=["client"], tenant="t-1"))
     assert principal == Principal(sub="op-1", roles=frozenset({Role.CLIENT}), tenant="t-1")
 
 
 def test_a_token_signed_with_another_key_or_hs256_is_refused_in_production(jwks_url: str) -> None:
-    verifier = TokenVerifier(_production(jwks_url=jwks_url))
+    verifier = TokenVerifier(_production_with_test_jwks(jwks_url))
     with pytest.raises(jwt.InvalidTokenError):
         verifier.verify(_rs256(OTHER_KEY))
     with pytest.raises(jwt.InvalidTokenError):
@@ -95,6 +108,34 @@ def test_production_refuses_the_dev_secret() -> None:
     with pytest.raises(ValueError, match="CURSOR_SECRET"):
         ServiceSettings(environment="production", jwt_secret=STRONG)  # type: ignore[arg-type]
     assert _production(jwt_secret=STRONG).environment == "production"
+
+
+@pytest.mark.parametrize(
+    ("values", "named"),
+    [
+        ({"kafka_security_protocol": "PLAINTEXT"}, "KAFKA_SECURITY_PROTOCOL"),
+        ({"kafka_security_protocol": "SASL_PLAINTEXT"}, "KAFKA_SECURITY_PROTOCOL"),
+        ({"mongodb_url": "mongodb://db.example:27017"}, "MONGODB_URL"),
+        ({"mongodb_url": "mongodb://db.example/?tls=false&ssl=true"}, "MONGODB_URL"),
+        ({"mongodb_url": "mongodb+srv://cluster.example/?tls=false"}, "MONGODB_URL"),
+        ({"jwks_url": "http://login.example/jwks.json"}, "SWITCHBOARD_JWKS_URL"),
+    ],
+)
+def test_r_sec_1_production_refuses_unencrypted_transports(
+    values: dict[str, object], named: str
+) -> None:
+    with pytest.raises(ValueError, match=named):
+        _production(jwt_secret=STRONG, **values)
+    # where the network encrypts (a mesh with mutual TLS), the operator says so
+    allowed = _production(jwt_secret=STRONG, allow_plaintext=True, **values)
+    assert not allowed.refuses_plaintext
+    # dev and test run on the plain embedded servers
+    assert ServiceSettings(environment="dev", **values).environment == "dev"  # type: ignore[arg-type]
+
+
+def test_encrypted_mongodb_urls_are_recognised() -> None:
+    assert _production(jwt_secret=STRONG, mongodb_url="mongodb+srv://cluster.example/db")
+    assert _production(jwt_secret=STRONG, mongodb_url="mongodb://a,b/db?replicaSet=rs0&TLS=True")
 
 
 def test_an_unconfigured_service_runs_as_production_and_refuses_the_dev_secret(
@@ -195,7 +236,7 @@ def test_an_unanswering_key_server_fails_within_the_jwks_timeout() -> None:
     listener.listen(8)
     url = f"http://127.0.0.1:{listener.getsockname()[1]}/jwks.json"
     try:
-        verifier = TokenVerifier(_production(jwks_url=url, jwks_timeout_s=1.0))
+        verifier = TokenVerifier(_production_with_test_jwks(url, jwks_timeout_s=1.0))
         started = time.monotonic()
         with pytest.raises(jwt.PyJWKClientConnectionError):
             verifier.verify(_rs256(PRIVATE_KEY))

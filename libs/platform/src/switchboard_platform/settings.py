@@ -2,6 +2,7 @@
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -14,6 +15,34 @@ MIN_SECRET_LENGTH = 32
 def _env(name: str) -> AliasChoices:
     """Read a field from one unprefixed variable, whatever the service's prefix."""
     return AliasChoices(name)
+
+
+ENCRYPTED_KAFKA = ("SSL", "SASL_SSL")
+
+
+def mongodb_url_encrypted(url: str) -> bool:
+    """Whether a MongoDB connection string asks for TLS (`tls=true`/`ssl=true`; SRV URLs
+    have it unless they turn it off)."""
+    parts = urlsplit(url)
+    options = {k.lower(): v.lower() for k, v in parse_qsl(parts.query)}
+    asked = options.get("tls", options.get("ssl"))
+    if parts.scheme == "mongodb+srv":
+        return asked != "false"
+    return asked == "true"
+
+
+def https_url(url: str) -> bool:
+    """Whether `url` is an https URL."""
+    return urlsplit(url).scheme.lower() == "https"
+
+
+def plaintext_refusal(variable: str) -> str:
+    """The error a production service gives for an unencrypted transport (R-SEC-1)."""
+    return (
+        f"production refuses an unencrypted {variable} (R-SEC-1: every transfer is "
+        "encrypted); set SWITCHBOARD_ALLOW_PLAINTEXT=true only where the network itself "
+        "encrypts (a service mesh with mutual TLS)"
+    )
 
 
 class ServiceSettings(BaseSettings):
@@ -112,6 +141,13 @@ class ServiceSettings(BaseSettings):
 
     mongodb_url: str = Field("mongodb://127.0.0.1:27017", validation_alias=_env("MONGODB_URL"))
 
+    allow_plaintext: bool = Field(
+        False,
+        description="Production refuses unencrypted Kafka, MongoDB, SMTP and HTTP transports "
+        "(R-SEC-1) unless this is set: only where the network encrypts (mesh mTLS)",
+        validation_alias=_env("SWITCHBOARD_ALLOW_PLAINTEXT"),
+    )
+
     jwt_secret: SecretStr = Field(
         SecretStr(DEV_JWT_SECRET), validation_alias=_env("SWITCHBOARD_JWT_SECRET")
     )
@@ -204,4 +240,21 @@ class ServiceSettings(BaseSettings):
                 f"production needs a SWITCHBOARD_CURSOR_SECRET of {MIN_SECRET_LENGTH}+ "
                 "characters that is not the dev default"
             )
+        return self
+
+    @property
+    def refuses_plaintext(self) -> bool:
+        """True in production unless SWITCHBOARD_ALLOW_PLAINTEXT says the network encrypts."""
+        return self.is_production and not self.allow_plaintext
+
+    @model_validator(mode="after")
+    def _refuse_plaintext_in_production(self) -> "ServiceSettings":
+        if not self.refuses_plaintext:
+            return self
+        if self.kafka_security_protocol not in ENCRYPTED_KAFKA:
+            raise ValueError(plaintext_refusal("KAFKA_SECURITY_PROTOCOL (SSL or SASL_SSL)"))
+        if not mongodb_url_encrypted(self.mongodb_url):
+            raise ValueError(plaintext_refusal("MONGODB_URL (add tls=true)"))
+        if self.jwks_url is not None and not https_url(self.jwks_url):
+            raise ValueError(plaintext_refusal("SWITCHBOARD_JWKS_URL (https)"))
         return self

@@ -7,7 +7,7 @@ from typing import Self
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from switchboard_platform.settings import ServiceSettings
+from switchboard_platform.settings import ServiceSettings, https_url, plaintext_refusal
 
 from .credentials import InvalidKey, parse_keys
 
@@ -90,4 +90,12 @@ class CrmSyncSettings(ServiceSettings):
             )
         if self.credentials_key is None:
             raise ValueError("production needs CRM_SYNC_CREDENTIALS_KEY (base64 of 32 bytes)")
+        if self.refuses_plaintext:  # R-SEC-1: the CRMs are reached over TLS
+            for variable, url in (
+                ("CRM_SYNC_HUBSPOT_URL", self.hubspot_url),
+                ("CRM_SYNC_SALESFORCE_URL", self.salesforce_url),
+                ("CRM_SYNC_PIPEDRIVE_URL", self.pipedrive_url),
+            ):
+                if url is not None and not https_url(url):
+                    raise ValueError(plaintext_refusal(f"{variable} (https)"))
         return self

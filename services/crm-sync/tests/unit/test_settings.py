@@ -14,6 +14,8 @@ PRODUCTION: dict[str, Any] = {
     "environment": "production",
     "jwks_url": "https://login.example.com/jwks.json",
     "cursor_secret": "c" * 40,
+    "kafka_security_protocol": "SSL",
+    "mongodb_url": "mongodb://db.example/?tls=true",
 }
 
 
@@ -51,3 +53,10 @@ def test_dev_and_test_may_allow_private_urls(monkeypatch: pytest.MonkeyPatch) ->
 def test_the_lease_must_outlast_a_request() -> None:
     with pytest.raises(ValidationError, match="LEASE"):
         CrmSyncSettings(environment="test", http_timeout_s=10, transfer_lease_s=5)
+
+
+def test_r_sec_1_production_refuses_a_crm_base_url_without_tls() -> None:
+    with pytest.raises(ValidationError, match="CRM_SYNC_HUBSPOT_URL"):
+        CrmSyncSettings(
+            **PRODUCTION, credentials_key=new_key(), hubspot_url="http://api.hubapi.com"
+        )

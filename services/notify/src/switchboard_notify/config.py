@@ -10,7 +10,7 @@ from enum import StrEnum
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from switchboard_platform.settings import ServiceSettings
+from switchboard_platform.settings import ServiceSettings, https_url, plaintext_refusal
 
 
 class SmtpTls(StrEnum):
@@ -115,6 +115,19 @@ class NotifySettings(ServiceSettings):
     def _lease_outlasts_a_send(self) -> NotifySettings:
         if self.send_lease_s < 2 * max(self.smtp_timeout_s, self.sms_timeout_s):
             raise ValueError("NOTIFY_SEND_LEASE_S must be at least twice the send timeouts")
+        return self
+
+    @model_validator(mode="after")
+    def _encrypted_in_production(self) -> NotifySettings:
+        """R-SEC-1: the mail, the SMS and the link in them travel encrypted."""
+        if not self.refuses_plaintext:
+            return self
+        if self.smtp_tls is SmtpTls.NONE:
+            raise ValueError(plaintext_refusal("NOTIFY_SMTP_TLS=none (starttls or tls)"))
+        if not https_url(self.sms_base_url):
+            raise ValueError(plaintext_refusal("NOTIFY_SMS_URL (https)"))
+        if not https_url(self.note_link_template):
+            raise ValueError(plaintext_refusal("NOTIFY_NOTE_LINK_TEMPLATE (https)"))
         return self
 
     @property

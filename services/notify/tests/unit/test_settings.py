@@ -1,0 +1,43 @@
+"""notify's settings in production: mail, SMS and the note link travel encrypted (R-SEC-1)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from switchboard_notify.config import NotifySettings
+
+PRODUCTION: dict[str, Any] = {
+    "environment": "production",
+    "jwks_url": "https://login.example.com/jwks.json",
+    "cursor_secret": "c" * 40,
+    "kafka_security_protocol": "SASL_SSL",
+    "mongodb_url": "mongodb://db.example/?tls=true",
+    "note_link_template": "https://portal.example.de/notes/{note_id}",
+}
+
+
+@pytest.mark.parametrize(
+    ("values", "named"),
+    [
+        ({"smtp_tls": "none"}, "NOTIFY_SMTP_TLS"),
+        ({"sms_url": "http://gateway.example"}, "NOTIFY_SMS_URL"),
+        ({"note_link_template": "http://portal.example.de/{note_id}"}, "NOTIFY_NOTE_LINK"),
+    ],
+)
+def test_r_sec_1_production_refuses_unencrypted_mail_sms_and_links(
+    values: dict[str, Any], named: str
+) -> None:
+    with pytest.raises(ValidationError, match=named):
+        NotifySettings(**{**PRODUCTION, **values})
+    assert (
+        NotifySettings(**{**PRODUCTION, **values}, allow_plaintext=True).refuses_plaintext is False
+    )
+    assert NotifySettings(**{**PRODUCTION, **values, "environment": "dev"})
+
+
+def test_production_accepts_the_encrypted_defaults() -> None:
+    settings = NotifySettings(**PRODUCTION)
+    assert (settings.smtp_tls, settings.sms_base_url) == ("starttls", "https://api.twilio.com")
