@@ -40,8 +40,14 @@ class FakeKafka:
     def resume(self, *tps: TopicPartition) -> None:
         self.paused.difference_update(tps)
 
+    ends: dict[TopicPartition, int] = field(default_factory=dict)
+    sought_to_start: list[TopicPartition] = field(default_factory=list)
+
     def highwater(self, tp: TopicPartition) -> int | None:
-        return None
+        return self.ends.get(tp)
+
+    async def seek_to_beginning(self, *tps: TopicPartition) -> None:
+        self.sought_to_start.extend(tps)
 
 
 @dataclass
@@ -173,6 +179,28 @@ async def test_after_a_rebalance_a_partition_continues_where_the_group_offset_sa
     assert [o for _, o in handler.handled[40:]] == list(range(10))
     await consumer.commit()
     assert kafka.commits[-1] == {P0: 10}
+
+
+async def test_a_log_that_ends_below_what_was_read_is_read_again_from_its_start() -> None:
+    """The broker lost its log (an embedded one restarted empty) while the group still
+    stands: the new records sit below `next_offset`. They were skipped as repeats; the probe
+    of a dev suite lost 879 of 1,163 accepted calls that way, all /readyz green."""
+    handler = Handler()
+    consumer, kafka = _consumer(handler)
+    consumer._enqueue(P0, _records(P0, range(0, 40)))
+    await _drain(consumer)
+    await consumer.commit()
+    kafka.ends = {P0: 10, P1: 0}
+    await consumer._restart_truncated(kafka)  # type: ignore[arg-type]
+    consumer._enqueue(P0, _records(P0, range(0, 10)))  # what the fetch from the start returns
+    await _drain(consumer)
+    assert [o for _, o in handler.handled[40:]] == list(range(10))
+    assert kafka.sought_to_start == [P0]
+    await consumer.commit()
+    assert kafka.commits[-1] == {P0: 10}
+    kafka.ends = {P0: 12, P1: 0}  # a log that grew is read on, not again
+    await consumer._restart_truncated(kafka)  # type: ignore[arg-type]
+    assert kafka.sought_to_start == [P0]
 
 
 async def test_a_partition_far_behind_is_paused_and_resumed_once_it_caught_up() -> None:

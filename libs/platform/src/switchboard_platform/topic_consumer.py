@@ -253,9 +253,34 @@ class TopicConsumer:
                 log.warning("fetch failed; retrying", exc_info=True)
                 await asyncio.sleep(0.5)
                 continue
+            await self._restart_truncated(consumer)
             for tp, records in batches.items():
                 self._enqueue(tp, records)
             self._update_lag()
+
+    async def _restart_truncated(self, consumer: AIOKafkaConsumer) -> None:
+        """Read a partition again from its start when its log ends below what this process
+        has seen of it: the broker lost its log (an embedded broker restarted empty) or the
+        topic was recreated. Its new records would otherwise sit below `next_offset` and be
+        skipped as repeats (or, where the broker does not answer OffsetOutOfRange, never be
+        fetched), silently; idempotent handlers make a second reading harmless."""
+        for tp in consumer.assignment():
+            part = self._partitions.get(tp)
+            highwater = consumer.highwater(tp)
+            if part is None or highwater is None:
+                continue
+            seen = max(part.next_offset or 0, part.handled or 0)
+            if highwater >= seen:
+                continue
+            log.error(
+                "partition log ends below what was read of it; reading it again from its start",
+                extra={"topic": tp.topic, "partition": tp.partition, "log_end": highwater},
+            )
+            part.queue.clear()
+            part.next_offset = part.handled = part.committed = None
+            if part.paused:
+                self._resume(part)
+            await consumer.seek_to_beginning(tp)
 
     def _enqueue(self, tp: TopicPartition, records: list[ConsumerRecord[bytes, bytes]]) -> None:
         part = self._partitions.get(tp)
