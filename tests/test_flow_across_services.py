@@ -10,9 +10,11 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
+from pymongo import AsyncMongoClient
 
 from switchboard_intake.config import IntakeSettings
 from switchboard_intake.main import create_app as create_intake
@@ -37,6 +39,7 @@ class World:
     tenant_b: str
     call_id: str
     note_id: str
+    intake_db: Any
 
 
 async def _onboard(intake: httpx.AsyncClient, name: str, number: str) -> str:
@@ -72,7 +75,9 @@ async def _note_of(
 @pytest.fixture(scope="module")
 async def world(servers: ServerEndpoints) -> AsyncIterator[World]:
     suffix = uuid.uuid4().hex[:8]
-    intake_app = create_intake(service_settings(IntakeSettings, servers, f"intake_{suffix}"))
+    intake_settings = service_settings(IntakeSettings, servers, f"intake_{suffix}")
+    intake_app = create_intake(intake_settings)
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(servers.mongodb_url)
     notes_app = create_notes(service_settings(NotesSettings, servers, f"notes_{suffix}"))
     async with running_app(intake_app) as intake, running_app(notes_app) as notes:
         digits = str(uuid.uuid4().int)[:7]
@@ -94,7 +99,11 @@ async def world(servers: ServerEndpoints) -> AsyncIterator[World]:
         assert call.status_code == 201, call.text
         assert call.json()["tenant_id"] == tenant_a
         note = await _note_of(notes, tenant_a)
-        yield World(intake, notes, tenant_a, tenant_b, call.json()["id"], str(note["id"]))
+        intake_db = mongo[intake_settings.mongodb_database]
+        yield World(
+            intake, notes, tenant_a, tenant_b, call.json()["id"], str(note["id"]), intake_db
+        )
+    await mongo.close()
 
 
 async def test_r_call_2_call_by_dialed_number_reaches_the_client_as_a_note(world: World) -> None:
@@ -180,8 +189,15 @@ async def test_r_sec_2_every_endpoint_answers_each_role_and_tenant_as_it_should(
 
 
 async def test_note_is_gone_for_everyone_after_its_client_deleted_it(world: World) -> None:
-    """After the matrix, client A's DELETE has run: the note is gone (R-NOTE-2)."""
+    """After the matrix, client A's DELETE has run: the note is gone (R-NOTE-2), and the
+    call record intake keeps (for its retry key and clock) holds nothing of the caller."""
     reply = await world.notes.get(
         f"/v1/notes/{world.note_id}", headers=auth_header("client", tenant=world.tenant_a)
     )
     assert reply.status_code == 404
+    deadline = asyncio.get_running_loop().time() + 20
+    while "caller" in (call := await world.intake_db.calls.find_one({"_id": world.call_id})):
+        assert asyncio.get_running_loop().time() < deadline, "intake kept the caller"
+        await asyncio.sleep(0.1)
+    for held in (CALLER_NAME, CONCERN, "Herr Dr. Brandt", "0170"):
+        assert held not in repr(call), held

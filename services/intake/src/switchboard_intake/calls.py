@@ -29,7 +29,7 @@ from switchboard_contracts.consent import (
     ConsentStatus,
 )
 from switchboard_contracts.tenants import ContractStatus
-from switchboard_platform.errors import Unprocessable
+from switchboard_platform.errors import Conflict, Unprocessable
 
 from .domain import EVENT_SOURCE, DataCategory
 
@@ -71,11 +71,25 @@ class RetryKey:
     expires_at: datetime
 
 
+PERSONAL_FIELDS = (
+    "caller",
+    "concern",
+    "contact_person",
+    "recording",
+    "forwarded_from",
+    "duration_seconds",
+)
+"""What a call record holds of its caller and their call: gone once the client deleted the
+call's note (R-NOTE-2) or the caller's data was erased (R-DSR-17); the record keeps its ids,
+retry key and retention clock."""
+
+
 @dataclass(frozen=True, slots=True)
 class StoredCall:
-    """A call as stored, with the fingerprint and expiry of the retry key it holds, if any."""
+    """A call as stored, with the fingerprint and expiry of the retry key it holds, if any;
+    `call` is None once its details were forgotten (see `PERSONAL_FIELDS`)."""
 
-    call: Call
+    call: Call | None
     fingerprint: str | None
     expires_at: datetime | None
 
@@ -95,11 +109,18 @@ def retry_key(
 
 
 def check_retry(stored: StoredCall, retry: RetryKey) -> Call:
-    """The first call, for a retry of the same request; Unprocessable for another request."""
+    """The first call, for a retry of the same request; Unprocessable for another request,
+    Conflict when the call's details are gone (its note deleted, its caller erased): the
+    call was recorded, and recording it again would bring them back."""
     if stored.fingerprint != retry.fingerprint:
         raise Unprocessable(
             "this Idempotency-Key was used for a different request; use a new key",
             field="header.Idempotency-Key",
+        )
+    if stored.call is None:
+        raise Conflict(
+            "this call was recorded, and its note has been deleted since (or the caller's "
+            "data erased): it is not recorded again"
         )
     return stored.call
 

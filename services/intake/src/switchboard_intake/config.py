@@ -39,9 +39,10 @@ class IntakeSettings(ServiceSettings):
     )
     retention_participant: bool = Field(
         True,
-        description="Answer retention.due and dsr.requested (issue 11). Keep it on: the "
-        "retention service waits for intake's answers. Off only for tests that start and stop "
-        "an app per test (each stop waits for the consumer groups' join)",
+        description="Answer retention.due and dsr.requested (issue 11), and forget a call "
+        "whose note was deleted (note.deleted, R-NOTE-2). Keep it on: the retention service "
+        "waits for intake's answers. Off only for tests that start and stop an app per test "
+        "(each stop waits for the consumer groups' join)",
     )
     backpressure_groups: str = Field(
         "notes.call.received",

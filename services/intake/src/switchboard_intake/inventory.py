@@ -12,10 +12,12 @@ from switchboard_platform.mongo import Document
 from switchboard_platform.retention_participant import (
     Inventory,
     PersonalData,
+    Tombstone,
     exported,
 )
 from switchboard_platform.subjects import subject_key
 
+from .calls import PERSONAL_FIELDS
 from .repository import CALLS, TENANTS
 
 
@@ -67,6 +69,8 @@ CAPTURED_CALLS = PersonalData(
     private_fields=("idempotency_key", "idempotency_fingerprint", "idempotency_expires_at"),
     # R-RET-2: the recording's reference goes after 30 days, the call's record after 60
     shorter_lived={DataCategory.RECORDING: ("recording.url",)},
+    # an erased caller's call keeps its retry key: an agent's retry must not record it again
+    tombstone=Tombstone(removes=PERSONAL_FIELDS, marks=lambda now: {"forgotten_at": now}),
 )
 TENANT_PROFILES = PersonalData(
     collection=TENANTS,

@@ -16,6 +16,7 @@ from switchboard_platform.runtime import ServiceRuntime
 from . import api
 from .backpressure import DownstreamLag
 from .config import IntakeSettings
+from .handlers import register_handlers
 from .inventory import INVENTORY
 from .repository import CALLS, INDEXES, TENANTS, IntakeRepository
 from .service import IntakeService
@@ -36,6 +37,7 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
     )
     if settings.retention_participant:
         participant.attach(runtime)  # retention.due, dsr.requested (R-RET-*, R-DSR-*)
+        register_handlers(runtime, lambda: app.state.intake_service)  # note.deleted
     app: FastAPI
 
     async def unpublished_calls(cap: int) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, IndexModel
@@ -17,6 +18,7 @@ from switchboard_platform.outbox import (
     outbox_update,
     with_outbox,
 )
+from switchboard_platform.tenancy import scoped
 
 from . import calls, tenants
 from .calls import Call, RetryKey, StoredCall
@@ -140,10 +142,19 @@ class IntakeRepository:
             return None
         expires = doc.get("idempotency_expires_at")
         return StoredCall(
-            Call.model_validate({**doc, "call_id": doc["_id"]}),
+            Call.model_validate({**doc, "call_id": doc["_id"]}) if "caller" in doc else None,
             doc.get("idempotency_fingerprint"),
             as_utc(expires) if expires is not None else None,
         )
+
+    async def forget_call(self, tenant_id: str, call_id: str, at: datetime) -> bool:
+        """Drop what the call record holds of the caller (its note was deleted); False if
+        there is no such call of this tenant, or it was forgotten before."""
+        result = await self._calls.update_one(
+            scoped(tenant_id, {"_id": call_id}, {"caller": {"$exists": True}}),
+            {"$unset": dict.fromkeys(calls.PERSONAL_FIELDS, ""), "$set": {"forgotten_at": at}},
+        )
+        return result.modified_count > 0
 
     async def release_retry_key(self, key: str) -> None:
         """Free an expired retry key for reuse (the call keeps everything else)."""

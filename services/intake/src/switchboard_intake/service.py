@@ -6,10 +6,12 @@ transactional outbox), then wakes the relay that publishes the event.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
+from switchboard_contracts.notes import NoteDeleted
 from switchboard_platform.errors import Conflict, NotFound, Unprocessable
 
 from . import calls, tenants
@@ -18,6 +20,8 @@ from .domain import new_id, utc_now
 from .repository import CALLS, TENANTS, IntakeRepository, NumberTaken
 from .tenant_cache import TenantCache
 from .tenants import Tenant, TenantProfile
+
+log = logging.getLogger(__name__)
 
 MAX_UPDATE_ATTEMPTS = 5
 
@@ -125,7 +129,15 @@ class IntakeService:
                 raise Conflict("the Idempotency-Key is in use; try again")
             return first
         self._events_written(CALLS)
-        return stored.call
+        return call
+
+    async def forget_call(self, deletion: NoteDeleted) -> None:
+        """The client deleted the call's note: the call record keeps no copy (R-NOTE-2)."""
+        forgotten = await self._repository.forget_call(
+            deletion.tenant_id, deletion.call_id, deletion.deleted_at
+        )
+        if forgotten:
+            log.info("call forgotten: its note was deleted", extra={"call_id": deletion.call_id})
 
     async def _earlier_call(self, retry: calls.RetryKey, now: datetime) -> Call | None:
         """The call stored under this retry key, if it is still valid; frees an expired key."""
