@@ -22,7 +22,7 @@ STRONG = "s" * 40
 
 
 ENCRYPTED: dict[str, object] = {
-    "kafka_security_protocol": "SASL_SSL",
+    "kafka_security_protocol": "SSL",
     "mongodb_url": "mongodb://db.example:27017/?tls=true",
 }
 
@@ -114,7 +114,14 @@ def test_production_refuses_the_dev_secret() -> None:
     ("values", "named"),
     [
         ({"kafka_security_protocol": "PLAINTEXT"}, "KAFKA_SECURITY_PROTOCOL"),
-        ({"kafka_security_protocol": "SASL_PLAINTEXT"}, "KAFKA_SECURITY_PROTOCOL"),
+        (
+            {
+                "kafka_security_protocol": "SASL_PLAINTEXT",
+                "kafka_sasl_username": "svc",
+                "kafka_sasl_password": "pw",
+            },
+            "KAFKA_SECURITY_PROTOCOL",
+        ),
         ({"mongodb_url": "mongodb://db.example:27017"}, "MONGODB_URL"),
         ({"mongodb_url": "mongodb://db.example/?tls=false&ssl=true"}, "MONGODB_URL"),
         ({"mongodb_url": "mongodb+srv://cluster.example/?tls=false"}, "MONGODB_URL"),

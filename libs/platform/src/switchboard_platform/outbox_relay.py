@@ -37,6 +37,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate
 from pymongo.errors import DuplicateKeyError
 
+from .background import stop_requested
 from .kafka import Publisher
 from .metrics import (
     OUTBOX_OLDEST_AGE,
@@ -232,7 +233,9 @@ class OutboxRelay:
                 backoff = 0.1
             except asyncio.CancelledError:
                 raise
-            except Exception:  # any broker or database failure: back off, keep the events
+            except Exception as exc:  # any broker or database failure: back off, keep the events
+                if stop_requested():
+                    raise asyncio.CancelledError from exc
                 self.healthy = False
                 OUTBOX_PUBLISH_FAILURES.labels(service=self._service).inc()
                 log.warning("outbox relay failed; retrying in %.1fs", backoff, exc_info=True)

@@ -60,7 +60,12 @@ async def _until_done(what: str, attempt: Callable[[], Awaitable[Any]]) -> None:
             if failures == 1 or failures % 10 == 0:
                 log.warning(
                     "start-up step failed; retrying",
-                    extra={"step": what, "failures": failures, "error_kind": type(exc).__name__},
+                    extra={
+                        "step": what,
+                        "failures": failures,
+                        "error_kind": type(exc).__name__,
+                        "error": str(exc)[:300],
+                    },
                 )
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, RETRY_MAX_S)

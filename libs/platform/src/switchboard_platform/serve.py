@@ -12,15 +12,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import uvicorn
 from fastapi import FastAPI
+from pydantic import ValidationError
+from pydantic_settings import BaseSettings
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from .logs import configure_logging
 from .settings import ServiceSettings
+
+log = logging.getLogger(__name__)
 
 S = TypeVar("S", bound=ServiceSettings)
 
@@ -126,9 +131,34 @@ def guarded_protocol(settings: ServiceSettings) -> type[GuardedHttpProtocol]:
     )
 
 
-def serve(service: str, settings: S, create_app: Callable[[S], FastAPI]) -> None:
-    """Serve `create_app(settings)` on the configured host and port; stop gracefully."""
+def refused_settings(read_settings: Callable[[], Any], exc: ValidationError) -> list[str]:
+    """Each error as `VARIABLE: rule` (the variable a field is read from, when known)."""
+    names: dict[str, str] = {}
+    if isinstance(read_settings, type) and issubclass(read_settings, BaseSettings):
+        prefix = str(read_settings.model_config.get("env_prefix") or "")
+        for name, info in read_settings.model_fields.items():
+            alias = info.validation_alias
+            choices = getattr(alias, "choices", None)
+            names[name] = str(choices[0]) if choices else (prefix + name).upper()
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False):
+        field = ".".join(str(part) for part in error["loc"])
+        variable = names.get(field, field.upper()) if field else ""
+        message = str(error["msg"]).removeprefix("Value error, ")
+        problems.append(f"{variable}: {message}" if variable else message)
+    return problems
+
+
+def serve(service: str, read_settings: Callable[[], S], create_app: Callable[[S], FastAPI]) -> None:
+    """Read the settings, then serve `create_app(settings)` on the configured host and port;
+    stop gracefully. Settings the environment gets wrong end the process at once (exit 2)
+    with one JSON log line naming each variable and its rule, never its value."""
     configure_logging(service)
+    try:
+        settings = read_settings()
+    except ValidationError as exc:
+        log.error("configuration refused", extra={"problems": refused_settings(read_settings, exc)})
+        raise SystemExit(2) from None
     uvicorn.run(
         create_app(settings),
         host=settings.host,

@@ -4,7 +4,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import parse_qsl, urlsplit
 
-from pydantic import AliasChoices, Field, SecretStr, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEV_JWT_SECRET = "dev-secret-change-me-0123456789abcdef"  # noqa: S105 - refused in production
@@ -240,6 +240,31 @@ class ServiceSettings(BaseSettings):
                 f"production needs a SWITCHBOARD_CURSOR_SECRET of {MIN_SECRET_LENGTH}+ "
                 "characters that is not the dev default"
             )
+        return self
+
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def _brokers_are_host_and_port(cls, value: str) -> str:
+        brokers = [b.strip() for b in value.split(",")]
+        for broker in brokers:
+            host, _, port = broker.rpartition(":")
+            if not host or not port.isascii() or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ValueError("must be host:port, or several separated by commas")
+        return ",".join(brokers)
+
+    @model_validator(mode="after")
+    def _kafka_security_is_complete(self) -> "ServiceSettings":
+        protocol = self.kafka_security_protocol
+        if protocol.startswith("SASL") and (
+            self.kafka_sasl_username is None or self.kafka_sasl_password is None
+        ):
+            raise ValueError(
+                f"KAFKA_SECURITY_PROTOCOL={protocol} needs KAFKA_SASL_USERNAME and "
+                "KAFKA_SASL_PASSWORD"
+            )
+        cafile = self.kafka_ssl_cafile
+        if cafile is not None and not Path(cafile).is_file():
+            raise ValueError("KAFKA_SSL_CAFILE names no readable file")
         return self
 
     @property

@@ -8,7 +8,7 @@ from .main import create_app
 
 def main() -> None:
     """Serve the crm-sync API, consumers and transfer loop until SIGTERM."""
-    serve("crm-sync", CrmSyncSettings(), create_app)
+    serve("crm-sync", CrmSyncSettings, create_app)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ class CrmSyncSettings(ServiceSettings):
         hide_input_in_errors=True,  # a refused setting must not print the key it holds
     )
 
-    port: int = 8005
+    port: int = Field(8005, ge=1, le=65535)
     mongodb_database: str = "crmsync"
 
     hubspot_url: str = Field(

@@ -17,6 +17,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 
+from switchboard_platform.background import stop_requested, stop_task
 from switchboard_platform.logs import log_scope
 from switchboard_platform.mongo import Document
 
@@ -69,11 +70,8 @@ class TransferLoop:
 
         A cancelled attempt stays claimed until its lease ends; then any replica takes it up.
         """
-        if self._main is not None:
-            self._main.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._main
-            self._main = None
+        main, self._main = self._main, None
+        await stop_task(main)
         if self._tasks:
             _, pending = await asyncio.wait(self._tasks, timeout=STOP_WAIT_S)
             for task in pending:
@@ -87,7 +85,9 @@ class TransferLoop:
             try:
                 await self._fill()
                 self.healthy = True
-            except Exception:
+            except Exception as exc:
+                if stop_requested():
+                    raise asyncio.CancelledError from exc
                 self.healthy = False
                 log.exception("transfer loop could not claim transfers; trying again")
             with contextlib.suppress(TimeoutError):

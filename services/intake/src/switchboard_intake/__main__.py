@@ -8,7 +8,7 @@ from .main import create_app
 
 def main() -> None:
     """Serve the intake API and consumers until SIGTERM."""
-    serve("intake", IntakeSettings(), create_app)
+    serve("intake", IntakeSettings, create_app)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from .main import create_app
 
 def main() -> None:
     """Serve the notes API and consumers until SIGTERM."""
-    serve("notes", NotesSettings(), create_app)
+    serve("notes", NotesSettings, create_app)
 
 
 if __name__ == "__main__":

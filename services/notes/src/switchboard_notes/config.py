@@ -1,5 +1,6 @@
 """Settings of the notes service (prefix `NOTES_`, plus the shared ones)."""
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from switchboard_platform.settings import ServiceSettings
@@ -10,5 +11,5 @@ class NotesSettings(ServiceSettings):
 
     model_config = SettingsConfigDict(env_prefix="NOTES_", extra="ignore", populate_by_name=True)
 
-    port: int = 8002
+    port: int = Field(8002, ge=1, le=65535)
     mongodb_database: str = "notes"

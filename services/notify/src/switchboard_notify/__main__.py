@@ -8,7 +8,7 @@ from .main import create_app
 
 def main() -> None:
     """Serve the notify API, consumers and sender until SIGTERM."""
-    serve("notify", NotifySettings(), create_app)
+    serve("notify", NotifySettings, create_app)
 
 
 if __name__ == "__main__":

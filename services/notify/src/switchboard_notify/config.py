@@ -45,7 +45,7 @@ class NotifySettings(ServiceSettings):
 
     model_config = SettingsConfigDict(env_prefix="NOTIFY_", extra="ignore", populate_by_name=True)
 
-    port: int = 8003
+    port: int = Field(8003, ge=1, le=65535)
     mongodb_database: str = "notify"
 
     smtp_host: str = "127.0.0.1"

@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 
 from switchboard_contracts.consent import ConsentPurpose
 from switchboard_contracts.tenants import Channel
+from switchboard_platform.background import stop_requested
 from switchboard_platform.flows import NOTE_TO_EMAIL, NOTE_TO_SMS, observe_flow
 from switchboard_platform.health import Health
 from switchboard_platform.mongo import Document
@@ -96,11 +97,26 @@ class Sender:
         return self._loop_task is not None and not self._loop_task.done()
 
     async def start(self) -> None:
-        """Take back this replica's unfinished claims of an earlier life, then start the loop."""
-        released = await self._ledger.release_instance(self._settings.instance)
+        """Start the loop: it first takes back this replica's unfinished claims of an earlier
+        life (waiting for the database if it is away: the service stays up, not ready)."""
+        self._loop_task = asyncio.create_task(self._release_then_run(), name="notify-sender")
+
+    async def _release_then_run(self) -> None:
+        backoff = 0.1
+        while True:
+            try:
+                released = await self._ledger.release_instance(self._settings.instance)
+                break
+            except Exception as exc:  # the database is away (e.g. at start): keep trying
+                if stop_requested():
+                    raise asyncio.CancelledError from exc
+                self._health.stall(COMPONENT, type(exc).__name__)
+                log.warning("could not release earlier claims; retrying", exc_info=True)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
         if released:
             log.warning("claims of a previous run released", extra={"count": released})
-        self._loop_task = asyncio.create_task(self._run(), name="notify-sender")
+        await self._run()
 
     async def stop(self, grace_s: float = 10.0) -> None:
         """Stop claiming, let in-flight sends finish (their claims lapse if they cannot)."""
@@ -143,6 +159,8 @@ class Sender:
                         restricted=self._restricted,
                     )
                 except Exception as exc:  # the database is away: keep trying, report not ready
+                    if stop_requested():
+                        raise asyncio.CancelledError from exc
                     # (entries claimed meanwhile come back when their claim lapses)
                     self._health.stall(COMPONENT, type(exc).__name__)
                     log.warning("could not claim deliveries; retrying", exc_info=True)

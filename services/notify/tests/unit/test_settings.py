@@ -13,7 +13,7 @@ PRODUCTION: dict[str, Any] = {
     "environment": "production",
     "jwks_url": "https://login.example.com/jwks.json",
     "cursor_secret": "c" * 40,
-    "kafka_security_protocol": "SASL_SSL",
+    "kafka_security_protocol": "SSL",
     "mongodb_url": "mongodb://db.example/?tls=true",
     "note_link_template": "https://portal.example.de/notes/{note_id}",
 }

@@ -8,7 +8,7 @@ from .main import create_app
 
 def main() -> None:
     """Serve the retention API, consumers and scheduler until SIGTERM."""
-    serve("retention", RetentionSettings(), create_app)
+    serve("retention", RetentionSettings, create_app)
 
 
 if __name__ == "__main__":

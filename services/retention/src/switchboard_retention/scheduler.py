@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 
+from switchboard_platform.background import stop_requested, stop_task
 from switchboard_platform.consumer import is_transient_error
 
 from .domain import utc_now
@@ -44,11 +44,8 @@ class Scheduler:
 
     async def stop(self) -> None:
         """Stop the loop (a pass in progress is cancelled; the next start repeats it)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        await stop_task(task)
 
     @property
     def running(self) -> bool:
@@ -75,6 +72,8 @@ class Scheduler:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the loop outlives a lost database; the probe shows it
+                if stop_requested():
+                    raise asyncio.CancelledError from exc
                 level = logging.WARNING if is_transient_error(exc) else logging.ERROR
                 log.log(level, "scheduler pass failed", exc_info=True)
             await asyncio.sleep(self._check_interval_s)
