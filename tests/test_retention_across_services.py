@@ -27,6 +27,15 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from fastapi import FastAPI
 from pymongo import AsyncMongoClient
 
+from switchboard_contracts import Event, encode, make_event
+from switchboard_contracts.common import SubjectId, SubjectKind
+from switchboard_contracts.consent import (
+    ConsentChanged,
+    ConsentChannel,
+    ConsentMethod,
+    ConsentPurpose,
+    ConsentStatus,
+)
 from switchboard_crm_sync.config import CrmSyncSettings
 from switchboard_crm_sync.credentials import new_key
 from switchboard_crm_sync.main import create_app as create_crm_sync
@@ -39,7 +48,7 @@ from switchboard_notify.main import create_app as create_notify
 from switchboard_platform.retention_participant import RetentionParticipant
 from switchboard_platform.subjects import subject_ids
 from switchboard_platform.testing.apps import running_app
-from switchboard_platform.testing.kafka import start_groups_at_log_end
+from switchboard_platform.testing.kafka import produce, start_groups_at_log_end
 from switchboard_platform.testing.pytest_plugin import ServerEndpoints
 from switchboard_platform.testing.settings import service_settings
 from switchboard_platform.testing.tokens import auth_header
@@ -79,6 +88,7 @@ class Suite:
     crm_app: FastAPI
     smtp: Any
     hubspot: Any
+    intake_db: Any
     notes_db: Any
     notify_db: Any
     crm_db: Any
@@ -150,7 +160,8 @@ async def suite(servers: ServerEndpoints) -> AsyncIterator[Suite]:
             RetentionSettings, "retention", sweep_interval_s=0, check_interval_s=0.2
         )
         notify_app, crm_app = create_notify(notify_settings), create_crm_sync(crm_settings)
-        intake_app = create_intake(settings(IntakeSettings, "intake"))
+        intake_settings = settings(IntakeSettings, "intake")
+        intake_app = create_intake(intake_settings)
         notes_app = create_notes(notes_settings)
         retention_app = create_retention(retention_settings)
         apps = (intake_app, notes_app, notify_app, crm_app, retention_app)
@@ -173,6 +184,7 @@ async def suite(servers: ServerEndpoints) -> AsyncIterator[Suite]:
                 crm_app=crm_app,
                 smtp=smtp,
                 hubspot=hubspot,
+                intake_db=mongo[intake_settings.mongodb_database],
                 notes_db=mongo[notes_settings.mongodb_database],
                 notify_db=mongo[notify_settings.mongodb_database],
                 crm_db=mongo[crm_settings.mongodb_database],
@@ -231,14 +243,18 @@ def _recipient() -> str:
     return f"buero-{uuid.uuid4().hex[:8]}@kanzlei.example"
 
 
-async def _call(suite: Suite, tenant: str, caller: Caller, *, days_ago: float = 0) -> str:
+async def _call(
+    suite: Suite, tenant: str, caller: Caller, *, days_ago: float = 0, recording: str = ""
+) -> str:
     """A captured call; the id of its note (once notes has it)."""
-    body = {
+    body: dict[str, Any] = {
         "tenant_id": tenant,
         "caller": {"name": caller.name, "phone": caller.phone, "email": caller.email},
         "concern": "Bitte um Rückruf wegen der Nebenkostenabrechnung",
         "started_at": (datetime.now(UTC) - timedelta(days=days_ago)).isoformat(),
     }
+    if recording:
+        body["recording"] = {"consent": True, "url": recording}
     reply = await suite.intake.post("/v1/calls", json=body, headers=AGENT)
     assert reply.status_code == 201, reply.text
     call_id = reply.json()["id"]
@@ -511,3 +527,53 @@ async def test_r_dsr_15_access_returns_notifys_and_crm_syncs_records(suite: Suit
     assert colleague not in repr(records)
     profile = next(r["data"] for r in records if r["collection"] == "tenants")
     assert [r["address"] for r in profile["recipients"]] == [recipient]
+
+
+async def test_r_rec_1_a_withdrawn_recording_consent_removes_the_callers_recording_references(
+    suite: Suite, servers: ServerEndpoints
+) -> None:
+    """The caller withdraws (notify's registry publishes it): the references to their
+    recordings leave intake and notes at once; another caller's, and a grant, change nothing."""
+    tenant = await _tenant(suite, _recipient())
+    withdrawing, other = Caller.new(), Caller.new()
+    urls = [f"https://rec.example/{uuid.uuid4().hex}.ogg" for _ in range(3)]
+    mine = [await _call(suite, tenant, withdrawing, recording=u) for u in urls[:2]]
+    theirs = await _call(suite, tenant, other, recording=urls[2])
+
+    def change(caller: Caller, status: ConsentStatus) -> Event[ConsentChanged]:
+        payload = ConsentChanged(
+            consent_id=uuid.uuid4().hex,
+            tenant_id=tenant,
+            subject=SubjectId(kind=SubjectKind.PHONE, value=caller.phone),
+            purpose=ConsentPurpose.RECORDING,
+            channel=ConsentChannel.NONE,
+            status=status,
+            occurred_at=datetime.now(UTC),
+            method=ConsentMethod.WRITTEN,
+            text_version="recording-notice-de-2024-05",
+            recorded_by="op-7",
+        )
+        return make_event(payload, tenant_id=tenant, source="/switchboard/notify")
+
+    granted, withdrawn = (
+        change(other, ConsentStatus.GRANTED),
+        change(withdrawing, ConsentStatus.WITHDRAWN),
+    )
+    await produce(servers.kafka_bootstrap_servers, [encode(granted), encode(withdrawn)])
+
+    async def references() -> dict[str, set[str]] | None:
+        found: dict[str, set[str]] = {}
+        for name, db, collection in (
+            ("intake", suite.intake_db, "calls"),
+            ("notes", suite.notes_db, "notes"),
+        ):
+            async for doc in db[collection].find({"tenant_id": tenant}):
+                url = (doc.get("recording") or {}).get("url")
+                if url:
+                    found.setdefault(name, set()).add(url)
+        return found if found == {"intake": {urls[2]}, "notes": {urls[2]}} else None
+
+    await until(references)
+    for note_id in [*mine, theirs]:
+        note = await suite.notes_db.notes.find_one({"_id": note_id})
+        assert note["recording"]["consent"] is True  # what was declared then stays on record

@@ -20,6 +20,13 @@ from switchboard_contracts import Event, decode, make_event
 from switchboard_contracts.calls import CallReceived
 from switchboard_contracts.categories import DataCategory
 from switchboard_contracts.common import SubjectId, SubjectKind
+from switchboard_contracts.consent import (
+    ConsentChanged,
+    ConsentChannel,
+    ConsentMethod,
+    ConsentPurpose,
+    ConsentStatus,
+)
 from switchboard_contracts.dsr import Correction, DataSubjectRight, DsrFragment, DsrRequested
 from switchboard_contracts.retention import (
     CategoryScope,
@@ -244,6 +251,42 @@ async def test_r_ret_2_a_recording_reference_goes_after_30_days_unless_held(
     ]
     (kept,) = answer.data.retained
     assert (kept.category, kept.count, kept.hold_id) == (DataCategory.RECORDING, 1, "hold-r")
+
+
+async def test_r_rec_1_a_withdrawal_naming_a_call_removes_that_recording_in_that_tenant_only(
+    db: MongoDatabase,
+) -> None:
+    calls = replace(
+        CALLS, shorter_lived={DataCategory.RECORDING: ("recording.url",)}, call_field="_id"
+    )
+    participant = RetentionParticipant(Inventory(service="svc", collections=(calls,)))
+    participant.use(db)
+    phone = _phone()
+
+    def recorded(tenant: str) -> dict[str, Any]:
+        url = f"https://rec.example/{uuid.uuid4().hex}.ogg"
+        return _call(tenant, phone, 1, recording={"consent": True, "url": url})
+
+    named, other_call, other_tenant = recorded("t1"), recorded("t1"), recorded("t2")
+    await db.calls.insert_many([named, other_call, other_tenant])
+    withdrawal = ConsentChanged(
+        consent_id="c-1",
+        tenant_id="t1",
+        subject=SubjectId(kind=PHONE, value=phone),
+        purpose=ConsentPurpose.RECORDING,
+        channel=ConsentChannel.NONE,
+        status=ConsentStatus.WITHDRAWN,
+        occurred_at=NOW,
+        method=ConsentMethod.WRITTEN,
+        text_version="v1",
+        recorded_by="op",
+        call_id=named["_id"],
+    )
+    await participant.on_consent_changed(make_event(withdrawal, tenant_id="t1", source="/t"))
+    after = {d["_id"]: d["recording"] async for d in db.calls.find({})}
+    assert after[named["_id"]] == {"consent": True}
+    assert after[other_call["_id"]] == other_call["recording"]
+    assert after[other_tenant["_id"]] == other_tenant["recording"]
 
 
 async def test_r_dsr_17_subject_erasure_deletes_that_subject_only_and_keeps_legal_duties(

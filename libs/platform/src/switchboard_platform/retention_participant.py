@@ -49,6 +49,7 @@ from pymongo.errors import DuplicateKeyError
 from switchboard_contracts import Event, EventPayload, make_event
 from switchboard_contracts.categories import DataCategory, RecordCount
 from switchboard_contracts.common import SubjectId, SubjectKind
+from switchboard_contracts.consent import ConsentChanged, ConsentPurpose, ConsentStatus
 from switchboard_contracts.dsr import (
     DataSubjectRight,
     DsrFragment,
@@ -98,6 +99,9 @@ __all__ = [
     "Tombstone",
 ]
 
+CONSENTED = DataCategory.RECORDING
+"""The category kept on the caller's consent (R-REC-1): a withdrawal removes it at once."""
+WITHDRAWN = ConsentStatus.WITHDRAWN
 LEGITIMATE_INTEREST = "legitimate_interest"
 """The legal basis (Art. 6(1)(f)) an objection (Art. 21) stops."""
 LEGAL_DUTY_REASON = "R-RET-5: kept for its legal retention period (commercial or tax law)"
@@ -160,6 +164,8 @@ class PersonalData:
     """What of a document the subject receives; default: the document without bookkeeping."""
     tombstone: Tombstone | None = None
     """Set where a redelivered event would recreate an erased document (see `Tombstone`)."""
+    call_field: str = ""
+    """The field holding the call's id, where a consent withdrawal may name one call."""
     shorter_lived: Mapping[DataCategory, tuple[str, ...]] = field(default_factory=dict)
     """Text fields of a category kept for less time than their document, e.g. RECORDING:
     ("recording.url",) (R-RET-2: 30 days, in call data kept 60): that category's sweep
@@ -412,11 +418,38 @@ class RetentionParticipant:
         }
 
     def attach(self, runtime: ServiceRuntime) -> None:
-        """Consume `retention.due` and `dsr.requested` on `runtime` (a `ServiceRuntime`)."""
+        """Consume `retention.due` and `dsr.requested` on `runtime` (a `ServiceRuntime`), and
+        `consent.changed` where the inventory holds data kept on consent (recordings)."""
         self._database = lambda: runtime.db
         self._wake = runtime.notify_outbox
         runtime.consume(RetentionDue, self.on_retention_due)
         runtime.consume(DsrRequested, self.on_dsr_requested)
+        if any(CONSENTED in data.shorter_lived for data in self.inventory.collections):
+            runtime.consume(ConsentChanged, self.on_consent_changed)
+
+    async def on_consent_changed(self, event: Event[ConsentChanged]) -> None:
+        """A caller withdrew their consent to recording (R-REC-1): the references to their
+        recordings go from this service's documents of the tenant now (of the one call, if
+        the withdrawal names it), not when the 30 days run out. Grants change nothing."""
+        change = event.data
+        if change.purpose is not ConsentPurpose.RECORDING or change.status is not WITHDRAWN:
+            return
+        for data in self.inventory.collections:
+            fields = data.shorter_lived.get(CONSENTED)
+            by_subject = subject_selector(data, [change.subject])
+            if not fields or by_subject is None:
+                continue
+            call = {data.call_field: change.call_id} if change.call_id and data.call_field else None
+            present = {"$or": [{f: {"$gt": ""}} for f in fields]}
+            chosen = _and(by_subject, {data.tenant_field: change.tenant_id}, call, present)
+            removed = await update_matching(
+                self._coll(data.collection), chosen, {"$unset": dict.fromkeys(fields, "")}
+            )
+            if removed:
+                log.info(
+                    "recording references removed: consent withdrawn",
+                    extra={"collection": data.collection, "count": removed},
+                )
 
     def use(self, db: MongoDatabase, wake: Callable[[], None] = lambda: None) -> None:
         """Work on `db` directly (tests, benchmarks): no runtime, no consumers."""

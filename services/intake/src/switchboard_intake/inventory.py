@@ -67,8 +67,10 @@ CAPTURED_CALLS = PersonalData(
         "company": "caller.company",
     },
     private_fields=("idempotency_key", "idempotency_fingerprint", "idempotency_expires_at"),
-    # R-RET-2: the recording's reference goes after 30 days, the call's record after 60
+    # R-RET-2: the recording's reference goes after 30 days (at once on a withdrawn consent,
+    # R-REC-1), the call's record after 60
     shorter_lived={DataCategory.RECORDING: ("recording.url",)},
+    call_field="_id",
     # an erased caller's call keeps its retry key: an agent's retry must not record it again
     tombstone=Tombstone(removes=PERSONAL_FIELDS, marks=lambda now: {"forgotten_at": now}),
 )

@@ -45,8 +45,10 @@ INVENTORY = Inventory(
                 "company": "caller.company",
             },
             tombstone=ERASED_NOTE,
-            # R-RET-2: the recording's reference goes after 30 days, the note after 60
+            # R-RET-2: the recording's reference goes after 30 days (at once on a withdrawn
+            # consent, R-REC-1), the note after 60
             shorter_lived={DataCategory.RECORDING: ("recording.url",)},
+            call_field="call_id",
         ),
     ),
 )
