@@ -74,6 +74,7 @@ def notify_settings(
         "sms_password": TWILIO_TOKEN,
         "sms_from": SMS_FROM,
         "sms_timeout_s": 5.0,
+        "sms_safeguard": "scc",  # Twilio processes in the US (R-SEC-5)
         "note_link_template": LINK,
         "retry_base_s": 0.2,
         "retry_max_s": 1.0,

@@ -20,6 +20,31 @@ Region = Annotated[
 ]
 
 
+EU_EEA = frozenset(
+    {
+        "EU",
+        "EEA",
+        *("AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU", "IE"),
+        *("IT", "LV", "LT", "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE"),
+        *("IS", "LI", "NO"),
+    }
+)
+"""Regions inside the EU/EEA: data going there needs no transfer safeguard (R-SEC-5)."""
+
+
+class Safeguard(StrEnum):
+    """The documented basis for a transfer outside the EU/EEA (Art. 45-47 GDPR)."""
+
+    SCC = "scc"
+    ADEQUACY = "adequacy"
+    BCR = "bcr"
+
+
+def outside_eu(region: str) -> bool:
+    """True for a region outside the EU/EEA (a transfer there needs a safeguard)."""
+    return region not in EU_EEA
+
+
 class LegalBasis(StrEnum):
     """The Art. 6(1) basis a transfer rests on: (a) consent or (b) contract."""
 
@@ -37,6 +62,13 @@ class NotificationAttempt(EventPayload):
     recipient: ShortText = Field(examples=["empfang@kanzlei-meyer.de", "+4915112345678"])
     legal_basis: LegalBasis
     provider: Identifier = Field(description="The mail or SMS gateway", examples=["smtp", "twilio"])
+    provider_region: Region | None = Field(
+        default=None, description="Where the provider processes the data (R-SEC-5)"
+    )
+    safeguard: Safeguard | None = Field(
+        default=None,
+        description="The transfer safeguard where the provider is outside the EU/EEA (R-SEC-5)",
+    )
     attempt: Int64 = Field(default=1, ge=1)
     attempted_at: Timestamp
 

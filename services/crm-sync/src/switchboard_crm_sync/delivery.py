@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from switchboard_contracts import Event
+from switchboard_contracts.delivery import Safeguard
 from switchboard_platform.consumer import is_transient_error
 from switchboard_platform.flows import NOTE_TO_CRM, observe_flow
 from switchboard_platform.mongo import Document
@@ -32,7 +33,6 @@ from .domain import (
     NoteContent,
     Operation,
     Restricted,
-    Safeguard,
     TransferStatus,
     Verdict,
     may_transfer,

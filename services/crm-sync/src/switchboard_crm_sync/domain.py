@@ -14,23 +14,13 @@ from enum import StrEnum
 from typing import Any
 
 from switchboard_contracts.common import SubjectId, SubjectKind
-from switchboard_contracts.delivery import CrmConnectorKind
+from switchboard_contracts.delivery import EU_EEA, CrmConnectorKind, Safeguard
 from switchboard_contracts.notes import NoteCreated
 from switchboard_contracts.tenants import ContractStatus
 
 Kind = CrmConnectorKind
 _NAMESPACE = uuid.UUID("1c4b8f3e-0d55-4b8e-9f0e-2f3c7a61d5a4")
 
-EU_EEA = frozenset(
-    {
-        "EU",
-        "EEA",
-        *("AT", "BE", "BG", "HR", "CY", "CZ", "DK", "EE", "FI", "FR", "DE", "GR", "HU", "IE"),
-        *("IT", "LV", "LT", "LU", "MT", "NL", "PL", "PT", "RO", "SK", "SI", "ES", "SE"),
-        *("IS", "LI", "NO"),
-    }
-)
-"""Destinations inside the EU/EEA: no transfer safeguard needed (R-SEC-5)."""
 
 RESTRICTED = "restricted (Art. 18)"
 """Why a transfer about a caller who restricted processing (R-DSR-18) was cancelled."""
@@ -41,14 +31,6 @@ Restricted = Callable[[str, Sequence[SubjectId]], Awaitable[bool]]
 async def never_restricted(tenant_id: str, identifiers: Sequence[SubjectId]) -> bool:
     """The default where no retention participant is attached (unit tests)."""
     return False
-
-
-class Safeguard(StrEnum):
-    """The documented basis for a transfer outside the EU/EEA (Art. 45-47 GDPR)."""
-
-    SCC = "scc"
-    ADEQUACY = "adequacy"
-    BCR = "bcr"
 
 
 class ConnectorStatus(StrEnum):

@@ -7,10 +7,10 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from switchboard_contracts.delivery import Region
+from switchboard_contracts.delivery import Region, Safeguard
 from switchboard_platform.mongo import Document, as_utc
 
-from .domain import ConnectorStatus, Kind, Operation, Safeguard, TransferStatus, connector_status
+from .domain import ConnectorStatus, Kind, Operation, TransferStatus, connector_status
 from .mapping import FieldMapping, effective
 
 UtcTime = Annotated[datetime, AfterValidator(as_utc)]

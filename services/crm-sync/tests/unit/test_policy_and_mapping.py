@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from switchboard_contracts.delivery import Safeguard
 from switchboard_contracts.tenants import ContractStatus
 from switchboard_crm_sync.connectors.base import (
     Deletion,
@@ -23,7 +24,6 @@ from switchboard_crm_sync.domain import (
     Destination,
     Kind,
     NoteContent,
-    Safeguard,
     TenantProfile,
     Verdict,
     may_transfer,

@@ -10,6 +10,8 @@ from enum import StrEnum
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from switchboard_contracts.delivery import Safeguard, outside_eu
+from switchboard_contracts.tenants import Channel
 from switchboard_platform.settings import ServiceSettings, https_url, plaintext_refusal
 
 
@@ -37,7 +39,13 @@ DEFAULT_SMS_URLS = {
     SmsProviderName.TWILIO: "https://api.twilio.com",
     SmsProviderName.SIPGATE: "https://api.sipgate.com",
 }
+DEFAULT_SMS_REGIONS = {
+    SmsProviderName.TWILIO: "US",  # Twilio Inc. processes in the US
+    SmsProviderName.SIPGATE: "DE",
+}
+"""Where each gateway processes messages unless NOTIFY_SMS_REGION says otherwise (R-SEC-5)."""
 _LINK_FIELDS = frozenset({"note_id", "tenant_id"})
+_REGION = r"^[A-Z]{2,3}$"
 
 
 class NotifySettings(ServiceSettings):
@@ -61,12 +69,27 @@ class NotifySettings(ServiceSettings):
         None, description="Right-hand side of Message-IDs; default: the domain of MAIL_FROM"
     )
 
+    smtp_region: str = Field(
+        "EU", pattern=_REGION, description="Where the mail server processes mail (R-SEC-5)"
+    )
+    smtp_safeguard: Safeguard | None = Field(
+        None, description="The transfer safeguard if the mail server is outside the EU/EEA"
+    )
+
     sms_provider: SmsProviderName = SmsProviderName.TWILIO
     sms_url: str | None = Field(None, description="Gateway base URL; default: the vendor's")
     sms_username: str | None = None
     sms_password: SecretStr | None = None
     sms_from: str | None = Field(None, description="Twilio number or MG… sid; sipgate smsId")
     sms_timeout_s: float = Field(10.0, gt=0, le=120)
+    sms_region: str | None = Field(
+        None,
+        pattern=_REGION,
+        description="Where the gateway processes messages (R-SEC-5); default: the vendor's",
+    )
+    sms_safeguard: Safeguard | None = Field(
+        None, description="The transfer safeguard if the gateway is outside the EU/EEA"
+    )
 
     note_link_template: str = "http://127.0.0.1:8002/v1/notes/{note_id}"
     onboarding_notice_version: str = Field(
@@ -116,6 +139,28 @@ class NotifySettings(ServiceSettings):
         if self.send_lease_s < 2 * max(self.smtp_timeout_s, self.sms_timeout_s):
             raise ValueError("NOTIFY_SEND_LEASE_S must be at least twice the send timeouts")
         return self
+
+    @model_validator(mode="after")
+    def _providers_outside_the_eu_have_a_safeguard(self) -> NotifySettings:
+        """R-SEC-5: a processor outside the EU/EEA only under a documented safeguard."""
+        if not self.is_production:
+            return self
+        for variable, (region, safeguard) in (
+            ("NOTIFY_SMTP", self.provider_region(Channel.EMAIL)),
+            ("NOTIFY_SMS", self.provider_region(Channel.SMS)),
+        ):
+            if outside_eu(region) and safeguard is None:
+                raise ValueError(
+                    f"{variable}_REGION={region} lies outside the EU/EEA: production needs "
+                    f"{variable}_SAFEGUARD (scc, adequacy or bcr) to send there (R-SEC-5)"
+                )
+        return self
+
+    def provider_region(self, channel: Channel) -> tuple[str, Safeguard | None]:
+        """Where a channel's provider processes the data, and under which safeguard."""
+        if channel is Channel.EMAIL:
+            return self.smtp_region, self.smtp_safeguard
+        return self.sms_region or DEFAULT_SMS_REGIONS[self.sms_provider], self.sms_safeguard
 
     @model_validator(mode="after")
     def _encrypted_in_production(self) -> NotifySettings:

@@ -71,7 +71,10 @@ class Outcomes:
         self._rand = rand
 
     def _fields(self, doc: Document, channel: Channel, provider: str) -> dict[str, Any]:
+        region, safeguard = self._settings.provider_region(channel)
         return {
+            "provider_region": region,
+            "safeguard": safeguard,
             "notification_id": doc["_id"],
             "note_id": doc["note_id"],
             "tenant_id": doc["tenant_id"],
@@ -94,6 +97,8 @@ class Outcomes:
             {
                 "status": str(DeliveryStatus.SENT),
                 "provider": accepted.provider,
+                "provider_region": payload.provider_region,
+                "safeguard": payload.safeguard,
                 "provider_message_id": accepted.provider_message_id,
                 "last_error": None,
                 "sent_at": payload.attempted_at,
@@ -116,6 +121,8 @@ class Outcomes:
         event = make_event(payload, tenant_id=doc["tenant_id"], source=SOURCE, subject=doc["_id"])
         update: dict[str, Any] = {
             "provider": error.provider,
+            "provider_region": payload.provider_region,
+            "safeguard": payload.safeguard,
             "last_error": error.reason,
             "updated_at": payload.attempted_at,
         }

@@ -13,7 +13,7 @@ from switchboard_contracts.consent import (
     ConsentPurpose,
     ConsentStatus,
 )
-from switchboard_contracts.delivery import LegalBasis
+from switchboard_contracts.delivery import LegalBasis, Safeguard
 from switchboard_contracts.tenants import Channel
 from switchboard_platform.inputs import Moment, clean_line
 from switchboard_platform.mongo import Document, as_utc
@@ -156,6 +156,12 @@ class DeliveryPublic(BaseModel):
     attempts: int
     last_error: str | None = None
     provider: str | None = None
+    provider_region: str | None = Field(
+        default=None, description="Where the provider processes the data (R-SEC-5)"
+    )
+    safeguard: Safeguard | None = Field(
+        default=None, description="The transfer safeguard for a provider outside the EU/EEA"
+    )
     provider_message_id: str | None = None
     message_id: str | None = None
     created_at: UtcTime

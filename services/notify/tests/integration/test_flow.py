@@ -98,6 +98,9 @@ async def test_r_note_1_note_reaches_the_recipient_as_a_german_mime_mail_over_tl
         "smtp",
     )
     assert sent.data.notification_id == ident
+    # R-SEC-5: the processor carries its region, in the ledger and in the event
+    assert (entry["provider_region"], entry["safeguard"]) == ("EU", None)
+    assert (sent.data.provider_region, sent.data.safeguard) == ("EU", None)
 
 
 async def _sent(client: httpx.AsyncClient, tenant: str) -> list[dict[str, object]]:
@@ -124,6 +127,9 @@ async def test_r_note_1_sms_goes_to_the_normalised_number_within_two_segments(
     assert segments(body) <= 2
     [entry] = await eventually(lambda: _sent(notify, tenant))
     assert str(entry["provider_message_id"]).startswith("SM")
+    # R-SEC-5: Twilio processes in the US (its default region), under the safeguard the
+    # test configuration documents; production refuses it without one
+    assert (entry["provider_region"], entry["safeguard"]) == ("US", "scc")
 
 
 async def test_terminated_tenant_gets_nothing(
