@@ -89,6 +89,14 @@ class DsrStore:
             return_document=ReturnDocument.AFTER,
         )
 
+    async def mark_overdue(self, request_id: str, at: datetime, reason: str) -> bool:
+        """Record, once, that a request went past its deadline and why (R-DSR-T)."""
+        result = await self._requests.update_one(
+            {"_id": request_id, "overdue": {"$exists": False}},
+            {"$set": {"overdue": {"at": at, "reason": reason}}},
+        )
+        return result.modified_count > 0
+
     async def keep_fragment(self, fragment: DsrFragment, tenant_id: str, now: datetime) -> None:
         """Keep one fragment's records for the export (a redelivered one is kept once).
 

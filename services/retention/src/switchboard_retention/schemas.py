@@ -315,6 +315,13 @@ class DsrPart(BaseModel):
     records: int | None = None
 
 
+class Delay(BaseModel):
+    """When a request went past its deadline, and why (R-DSR-T)."""
+
+    at: datetime
+    reason: str
+
+
 class DsrPublic(BaseModel):
     """A data-subject request, each service's part, its deadline and extensions."""
 
@@ -333,6 +340,9 @@ class DsrPublic(BaseModel):
     extensions: list[Extension]
     parts: list[DsrPart]
     missing: list[str]
+    overdue: Delay | None = Field(
+        default=None, description="Recorded once a request passes its deadline unfinished"
+    )
     lifted_at: datetime | None = None
     lift_parts: list[DsrPart] = []
     completed_at: datetime | None = None
@@ -361,6 +371,7 @@ class DsrPublic(BaseModel):
             extensions=[Extension.model_validate(e) for e in doc.get("extensions") or []],
             parts=parts("parts"),
             missing=[s for s in doc.get("participants") or [] if s not in answered],
+            overdue=Delay.model_validate(doc["overdue"]) if doc.get("overdue") else None,
             lift_parts=parts("lift_parts"),
             **optional,
         )

@@ -332,6 +332,17 @@ class DsrService:
         await self._requests.update(request_id, {"$addToSet": {"exports": entry}})
         return doc, fragments
 
+    async def _record_delay(self, doc: Document, now: datetime) -> None:
+        """A request past its deadline gets its delay on record, with the reason: the
+        services whose answers are missing (R-DSR-T: delays are recorded with their reason)."""
+        answered = set(doc.get("answered") or [])
+        missing = [s for s in doc.get("participants") or [] if s not in answered]
+        reason = "past due with no answer from " + ", ".join(missing) if missing else "past due"
+        if await self._requests.mark_overdue(doc["_id"], now, reason):
+            log.warning(
+                "data-subject request overdue", extra={"request_id": doc["_id"], "reason": reason}
+            )
+
     async def tick(self, now: datetime) -> None:
         """Requests past their answer deadline with answers missing are partially completed;
         refresh the deadline gauges (R-DSR-T)."""
@@ -343,5 +354,7 @@ class DsrService:
             state = self.deadline_of(doc, now)
             if state is not None:
                 counts[state] += 1
+            if state is Deadline.OVERDUE and not doc.get("overdue"):
+                await self._record_delay(doc, now)
         for state, n in counts.items():
             metrics.DSR_UNFINISHED.labels(deadline=str(state)).set(n)

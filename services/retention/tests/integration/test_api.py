@@ -444,6 +444,16 @@ async def test_r_dsr_t_requests_near_or_past_due_show_in_the_list_and_metrics(
     one = (await api.get(f"/v1/dsr/{near['id']}", headers=OPERATOR)).json()
     assert one["deadline"] == "near_due"
     assert one["missing"] == ["ghost"]
+    assert one["overdue"] is None
+
+    async def delay_recorded() -> dict[str, Any] | None:
+        late: dict[str, Any] = (await api.get(f"/v1/dsr/{overdue['id']}", headers=OPERATOR)).json()
+        delay: dict[str, Any] | None = late["overdue"]
+        return delay
+
+    # the scheduler records the delay with its reason, without anyone asking (R-DSR-T)
+    delay = await until(delay_recorded)
+    assert delay["reason"] == "past due with no answer from ghost"
 
     async def gauges() -> bool:
         text = (await api.get("/metrics")).text
