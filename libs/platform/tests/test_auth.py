@@ -140,6 +140,12 @@ def test_r_sec_1_production_refuses_unencrypted_transports(
     assert ServiceSettings(environment="dev", **values).environment == "dev"  # type: ignore[arg-type]
 
 
+def test_a_short_jwt_secret_is_refused_in_every_environment() -> None:
+    for environment in ("dev", "test", "production"):
+        with pytest.raises(ValueError, match="SWITCHBOARD_JWT_SECRET (needs 32|of 32)"):
+            ServiceSettings(environment=environment, jwt_secret="short", cursor_secret=STRONG)  # type: ignore[arg-type]
+
+
 def test_encrypted_mongodb_urls_are_recognised() -> None:
     assert _production(jwt_secret=STRONG, mongodb_url="mongodb+srv://cluster.example/db")
     assert _production(jwt_secret=STRONG, mongodb_url="mongodb://a,b/db?replicaSet=rs0&TLS=True")

@@ -253,6 +253,15 @@ class ServiceSettings(BaseSettings):
         return ",".join(brokers)
 
     @model_validator(mode="after")
+    def _jwt_secret_is_long_enough(self) -> "ServiceSettings":
+        if len(self.jwt_secret.get_secret_value()) < MIN_SECRET_LENGTH:
+            raise ValueError(
+                f"SWITCHBOARD_JWT_SECRET needs {MIN_SECRET_LENGTH}+ characters (in every "
+                "environment: a short HMAC key can be guessed)"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _kafka_security_is_complete(self) -> "ServiceSettings":
         protocol = self.kafka_security_protocol
         if protocol.startswith("SASL") and (

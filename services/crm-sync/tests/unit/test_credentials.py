@@ -68,6 +68,13 @@ def test_bad_keys_are_refused_without_quoting_them(setting: str, message: str) -
     assert str(refused.value) == message
 
 
+def test_a_key_in_the_url_safe_alphabet_is_the_same_key() -> None:
+    raw = bytes(range(224, 256))  # encodes with "+" and "/" in the standard alphabet
+    standard, urlsafe = base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()
+    assert standard != urlsafe
+    assert parse_keys(urlsafe) == parse_keys(standard) == [raw]
+
+
 def test_generated_webhook_secrets_are_standard_webhooks_secrets() -> None:
     secret = new_webhook_secret()
     assert secret.startswith("whsec_")
