@@ -142,7 +142,7 @@ def test_r_sec_1_production_refuses_unencrypted_transports(
 
 def test_a_short_jwt_secret_is_refused_in_every_environment() -> None:
     for environment in ("dev", "test", "production"):
-        with pytest.raises(ValueError, match="SWITCHBOARD_JWT_SECRET (needs 32|of 32)"):
+        with pytest.raises(ValueError, match=r"SWITCHBOARD_JWT_SECRET (needs 32|of 32)"):
             ServiceSettings(environment=environment, jwt_secret="short", cursor_secret=STRONG)  # type: ignore[arg-type]
 
 

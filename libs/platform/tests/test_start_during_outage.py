@@ -9,13 +9,10 @@ import asyncio
 import uuid
 
 import httpx
-import pytest
 
 from switchboard_contracts.topics import ALL_TOPICS
 from switchboard_notes.config import NotesSettings
 from switchboard_notes.main import create_app
-from switchboard_notify.config import NotifySettings
-from switchboard_notify.main import create_app as create_notify
 from switchboard_platform.embedded import EmbeddedKafka, EmbeddedMongo, free_port
 from switchboard_platform.testing.apps import running_app
 from switchboard_platform.testing.pytest_plugin import ServerEndpoints
@@ -55,20 +52,17 @@ async def test_started_without_kafka_it_serves_health_and_gets_ready_when_kafka_
             await asyncio.to_thread(kafka.stop)
 
 
-@pytest.mark.parametrize("service", ["notes", "notify"])
 async def test_started_without_mongodb_it_serves_health_and_gets_ready_when_mongodb_comes(
-    servers: ServerEndpoints, service: str
+    servers: ServerEndpoints,
 ) -> None:
-    """notify's sender read the database in its start-up hook: it exited (a crash loop)."""
     port = free_port()
-    url, name = f"mongodb://127.0.0.1:{port}/?directConnection=true", f"{service}_nomongo"
-    name += uuid.uuid4().hex[:8]
-    app = (
-        create_app(service_settings(NotesSettings, servers, name, mongodb_url=url))
-        if service == "notes"
-        else create_notify(service_settings(NotifySettings, servers, name, mongodb_url=url))
+    settings = service_settings(
+        NotesSettings,
+        servers,
+        f"notes_nomongo_{uuid.uuid4().hex[:8]}",
+        mongodb_url=f"mongodb://127.0.0.1:{port}/?directConnection=true",
     )
-    async with running_app(app, wait_ready=False) as client:
+    async with running_app(create_app(settings), wait_ready=False) as client:
         assert (await client.get("/healthz")).status_code == 200
         reply = await client.get("/readyz", params={"scope": "http"})
         assert reply.status_code == 503

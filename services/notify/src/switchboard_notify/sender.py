@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 
 from switchboard_contracts.consent import ConsentPurpose
 from switchboard_contracts.tenants import Channel
-from switchboard_platform.background import stop_requested
+from switchboard_platform.background import stop_requested, stop_task
 from switchboard_platform.flows import NOTE_TO_EMAIL, NOTE_TO_SMS, observe_flow
 from switchboard_platform.health import Health
 from switchboard_platform.mongo import Document
@@ -123,9 +123,7 @@ class Sender:
         loop_task, self._loop_task = self._loop_task, None
         if loop_task is None:
             return
-        loop_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await loop_task
+        await stop_task(loop_task)
         if self._inflight:
             await asyncio.wait(self._inflight, timeout=grace_s)
         for task in self._inflight:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
 from collections.abc import Sequence
 from typing import Any, cast
 
 import pytest
+from pymongo.errors import ServerSelectionTimeoutError
 
 from switchboard_contracts import make_event
 from switchboard_contracts.common import Caller, SubjectId, SubjectKind
@@ -279,3 +281,48 @@ async def test_a_send_that_breaks_unexpectedly_is_a_counted_attempt_and_ends_at_
     assert (entry["status"], entry["attempts"]) == ("failed", settings.max_attempts)
     assert entry["last_error"] == "twilio internal error (AttributeError)"
     assert gateway.calls == settings.max_attempts
+
+
+class _LedgerWhileTheDatabaseIsAway(Ledger):
+    """A ledger whose database answers only from the third call on."""
+
+    def __init__(self, database: Any) -> None:
+        super().__init__(database)
+        self.releases = 0
+        self.answered = asyncio.Event()
+
+    async def release_instance(self, instance: str) -> int:
+        self.releases += 1
+        if self.releases < 3:
+            raise ServerSelectionTimeoutError("127.0.0.1:1: connection refused")
+        self.answered.set()
+        return await super().release_instance(instance)
+
+
+async def test_the_sender_starts_while_the_database_is_away_and_waits_for_it(db: Any) -> None:
+    """Its start released the earlier claims before anything else: with MongoDB down,
+    notify's start-up raised and the process exited (a crash loop), where every other
+    service stays up, not ready."""
+    database = cast(Any, db)
+    ledger = _LedgerWhileTheDatabaseIsAway(database)
+    settings = NotifySettings(environment="test", sender_poll_s=0.05)
+    health = Health()
+    sender = Sender(
+        ledger=ledger,
+        notes=NotesRepository(database),
+        tenants=TenantsRepository(database),
+        registry=ConsentRegistry(database),
+        mailer=SmtpMailer(settings),
+        sms=_BrokenGateway(),
+        settings=settings,
+        health=health,
+        events_written=lambda: None,
+    )
+    await sender.start()  # returns at once: the loop waits for the database
+    assert sender.running
+    async with asyncio.timeout(10):
+        await ledger.answered.wait()
+    assert ledger.releases == 3
+    assert sender.running
+    await sender.stop()
+    assert not sender.running
