@@ -149,6 +149,7 @@ def test_a_short_jwt_secret_is_refused_in_every_environment() -> None:
 def test_encrypted_mongodb_urls_are_recognised() -> None:
     assert _production(jwt_secret=STRONG, mongodb_url="mongodb+srv://cluster.example/db")
     assert _production(jwt_secret=STRONG, mongodb_url="mongodb://a,b/db?replicaSet=rs0&TLS=True")
+    assert _production(jwt_secret=STRONG, mongodb_url="mongodb://a/db?tlsCAFile=/etc/ca.pem")
 
 
 def test_an_unconfigured_service_runs_as_production_and_refuses_the_dev_secret(

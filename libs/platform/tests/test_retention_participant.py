@@ -253,6 +253,28 @@ async def test_r_ret_2_a_recording_reference_goes_after_30_days_unless_held(
     assert (kept.category, kept.count, kept.hold_id) == (DataCategory.RECORDING, 1, "hold-r")
 
 
+@pytest.mark.parametrize("category", [DataCategory.RECORDING, DataCategory.CALL_DATA])
+async def test_r_ret_5_a_hold_on_recordings_or_on_the_calls_keeps_the_references(
+    db: MongoDatabase, category: DataCategory
+) -> None:
+    """A tenant's hold naming the category matched no document (calls are call data), so a
+    court's order to keep the recordings kept nothing."""
+    calls = replace(CALLS, shorter_lived={DataCategory.RECORDING: ("recording.url",)})
+    participant = RetentionParticipant(Inventory(service="svc", collections=(calls,)))
+    participant.use(db)
+    url = f"https://rec.example/{uuid.uuid4().hex}.ogg"
+    held = _call("t-held", _phone(), 40, recording={"consent": True, "url": url})
+    await db.calls.insert_one(held)
+    hold = LegalHold(hold_id="court", reason="court order", tenant_id="t-held", category=category)
+    scope = CategoryScope(
+        kind="category", category=DataCategory.RECORDING, cutoff=NOW - timedelta(days=30)
+    )
+    await participant.on_retention_due(_due(scope, hold))
+    kept = await db.calls.find_one({"_id": held["_id"]})
+    assert kept is not None
+    assert kept["recording"]["url"] == url
+
+
 async def test_r_rec_1_a_withdrawal_naming_a_call_removes_that_recording_in_that_tenant_only(
     db: MongoDatabase,
 ) -> None:
@@ -342,6 +364,7 @@ async def test_r_dsr_17_a_tombstone_keeps_an_erased_document_from_coming_back(
         "retention_from",
         "secret_key",
         "deleted_at",
+        "_outbox",  # emptied, not removed: a later event of the document is appended to it
     }
     untouched = await db.calls.find_one({"_id": kept["_id"]})
     assert untouched is not None

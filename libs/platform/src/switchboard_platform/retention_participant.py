@@ -75,6 +75,7 @@ from .mongo import (
     update_matching,
 )
 from .outbox import (
+    LAST,
     OUTBOX,
     PARKED,
     SINCE,
@@ -131,8 +132,10 @@ class Tombstone:
     def update(self, now: datetime) -> Document:
         """The update that turns a document into its tombstone; its unpublished events go
         too (they carry what it held)."""
-        removed = dict.fromkeys((*self.removes, OUTBOX, SINCE), "")
-        return {"$set": self.marks(now), "$unset": removed}
+        # an emptied outbox, not a missing one: nx-27017 drops an append to a missing array
+        # (decision 0002), and a later event of the document (a cancellation) would be lost
+        removed = dict.fromkeys((*self.removes, SINCE, LAST), "")
+        return {"$set": {**self.marks(now), OUTBOX: []}, "$unset": removed}
 
     def covers(self, path: str) -> bool:
         """Whether the tombstone removes the dotted `path` (itself or a parent of it)."""
@@ -272,6 +275,20 @@ def _holds_for(scope: Any, holds: Sequence[LegalHold]) -> list[LegalHold]:
         if tenant is not None and hold.tenant_id not in (None, tenant):
             continue
         chosen.append(hold)
+    return chosen
+
+
+def _holds_for_fields(scope: CategoryScope, holds: Sequence[LegalHold]) -> list[LegalHold]:
+    """The holds that keep a shorter-lived category's fields inside documents of another
+    category: a hold on that category (its documents hold none, so it applies to the fields
+    wherever they are), one on the documents' own category, or one without a category."""
+    chosen = []
+    for hold in holds:
+        if scope.tenant_id is not None and hold.tenant_id not in (None, scope.tenant_id):
+            continue
+        chosen.append(
+            hold.model_copy(update={"category": None}) if hold.category == scope.category else hold
+        )
     return chosen
 
 
@@ -581,7 +598,8 @@ class RetentionParticipant:
             retained = []
             fields = data.shorter_lived.get(scope.category)
             if fields:
-                retained = await self._strip_due(coll, data, fields, scope, holds, answer_id)
+                kept_by = _holds_for_fields(scope, order.holds)
+                retained = await self._strip_due(coll, data, fields, scope, kept_by, answer_id)
             base = [
                 {data.category_field: str(scope.category)},
                 {data.tenant_field: scope.tenant_id} if scope.tenant_id else {},

@@ -26,9 +26,11 @@ def mongodb_url_encrypted(url: str) -> bool:
     parts = urlsplit(url)
     options = {k.lower(): v.lower() for k, v in parse_qsl(parts.query)}
     asked = options.get("tls", options.get("ssl"))
-    if parts.scheme == "mongodb+srv":
-        return asked != "false"
-    return asked == "true"
+    if asked is not None:
+        return asked == "true"
+    # any other TLS option (tlsCAFile, tlsCertificateKeyFile, …) implies tls=true in PyMongo
+    implied = any(k.startswith(("tls", "ssl")) for k in options)
+    return implied or parts.scheme == "mongodb+srv"
 
 
 def https_url(url: str) -> bool:

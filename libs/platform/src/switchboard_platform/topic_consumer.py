@@ -55,8 +55,12 @@ class _Partition:
     committed: int | None = None
     worker: asyncio.Task[None] | None = None
     paused: bool = False
+    short_since: float | None = None  # when its log was first seen ending below what was read
 
 
+TRUNCATION_CONFIRM_S = 10.0
+"""How long a partition's log must end below what was read of it before it is read again: a
+new leader's high watermark can lag the old one's for a moment (KIP-207); a lost log stays."""
 WORKER_MAX_BACKOFF_S = 5.0
 """The longest a partition worker waits before it tries a record its pipeline broke on again."""
 HOT_TOPICS = frozenset({CALL_RECEIVED, NOTE_CREATED})
@@ -112,6 +116,7 @@ class TopicConsumer:
         self._committer: asyncio.Task[None] | None = None
         self._stopping = False
         self.joined = False
+        self.truncation_confirm_s = TRUNCATION_CONFIRM_S
         self._commit_lock = asyncio.Lock()
         self._member_record = (
             MemberRecord(settings.state_dir, group_id)
@@ -263,7 +268,12 @@ class TopicConsumer:
         has seen of it: the broker lost its log (an embedded broker restarted empty) or the
         topic was recreated. Its new records would otherwise sit below `next_offset` and be
         skipped as repeats (or, where the broker does not answer OffsetOutOfRange, never be
-        fetched), silently; idempotent handlers make a second reading harmless."""
+        fetched), silently; idempotent handlers make a second reading harmless. The log must
+        stay short for `truncation_confirm_s` first (a leader change can lower the high
+        watermark for a moment). Not caught: a new log that grew past the old position before
+        it was fetched (its first records are skipped); Kafka keeps its log, so only a broker
+        that lost it, or a topic deleted and created again, can do that."""
+        now = time.monotonic()
         for tp in consumer.assignment():
             part = self._partitions.get(tp)
             highwater = consumer.highwater(tp)
@@ -271,7 +281,13 @@ class TopicConsumer:
                 continue
             seen = max(part.next_offset or 0, part.handled or 0)
             if highwater >= seen:
+                part.short_since = None
                 continue
+            if part.short_since is None:
+                part.short_since = now
+            if now - part.short_since < self.truncation_confirm_s:
+                continue
+            part.short_since = None
             log.error(
                 "partition log ends below what was read of it; reading it again from its start",
                 extra={"topic": tp.topic, "partition": tp.partition, "log_end": highwater},

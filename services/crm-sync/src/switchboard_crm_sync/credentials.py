@@ -45,8 +45,10 @@ def parse_keys(text: str) -> list[bytes]:
     """The keys of the setting, newest first; InvalidKey (never quoting a key) otherwise."""
     keys = []
     for position, part in enumerate(p.strip() for p in text.split(",")):
-        try:  # standard or URL-safe alphabet (`openssl rand -base64`, Python's secrets)
-            raw = base64.b64decode(part.replace("-", "+").replace("_", "/"), validate=True)
+        standard = part.replace("-", "+").replace("_", "/")  # the URL-safe alphabet too
+        standard += "=" * (-len(standard) % 4)  # and without padding (secrets.token_urlsafe)
+        try:
+            raw = base64.b64decode(standard, validate=True)
         except (binascii.Error, ValueError):
             raise InvalidKey(f"key {position + 1} is not base64") from None
         if len(raw) != KEY_BYTES:

@@ -73,6 +73,7 @@ def test_a_key_in_the_url_safe_alphabet_is_the_same_key() -> None:
     standard, urlsafe = base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode()
     assert standard != urlsafe
     assert parse_keys(urlsafe) == parse_keys(standard) == [raw]
+    assert parse_keys(urlsafe.rstrip("=")) == [raw]  # as secrets.token_urlsafe writes it
 
 
 def test_generated_webhook_secrets_are_standard_webhooks_secrets() -> None:

@@ -55,15 +55,26 @@ class Scheduler:
     async def once(self) -> None:
         """One pass: sweep if this interval has none, then deadlines and gauges."""
         now = utc_now()
+        await self._verify_when_due()  # first: a failing step below must not keep it from running
         if self._sweep_interval_s > 0:
             await self._retention.scheduled_sweep(now, self._sweep_interval_s)
         await self._retention.tick(now)
         await self._requests.tick(now)
-        if self._verify_interval_s > 0:
-            started = time.monotonic()
-            if self._verified_at is None or started - self._verified_at >= self._verify_interval_s:
-                await self._retention.verify_receipts()
-                self._verified_at = started
+
+    async def _verify_when_due(self) -> None:
+        started = time.monotonic()
+        if self._verify_interval_s <= 0 or (
+            self._verified_at is not None and started - self._verified_at < self._verify_interval_s
+        ):
+            return
+        try:
+            await self._retention.verify_receipts()
+        except Exception as exc:
+            if stop_requested():
+                raise asyncio.CancelledError from exc
+            log.warning("receipt chain not verified; trying again", exc_info=True)
+            return
+        self._verified_at = started
 
     async def _run(self) -> None:
         while True:

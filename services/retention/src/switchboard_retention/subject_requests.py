@@ -304,7 +304,8 @@ class DsrService:
         if doc is not None and not prefix:
             await self._settle(doc, self._clock())
 
-    async def _settle(self, doc: Document, now: datetime) -> None:
+    async def _settle(self, doc: Document, now: datetime) -> str:
+        """The request's status now (written when it changed)."""
         parts = doc.get("parts") or {}
         status = dsr_status(
             expected=doc.get("participants") or [],
@@ -318,6 +319,7 @@ class DsrService:
                 fields["completed_at"] = now.isoformat()
             await self._requests.update(doc["_id"], {"$set": fields})
             log.info("data-subject request %s", status, extra={"request_id": doc["_id"]})
+        return str(status)
 
     async def export(self, request_id: str, by: str, media: str) -> tuple[Document, list[Document]]:
         """The request and each service's answer, for the subject (Art. 15(3), Art. 20).
@@ -350,7 +352,7 @@ class DsrService:
         for doc in await self._requests.unfinished():
             if doc["right"] == DataSubjectRight.ERASURE and SERVICE not in doc["answered"]:
                 await self._erase_own(doc)  # stopped between recording and erasing
-            await self._settle(doc, now)
+            doc = {**doc, "status": await self._settle(doc, now)}  # completed by this tick?
             state = self.deadline_of(doc, now)
             if state is not None:
                 counts[state] += 1
