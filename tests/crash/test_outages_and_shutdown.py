@@ -10,6 +10,8 @@ lives in an outbox (on replicated Kafka the log itself would survive too).
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -68,11 +70,23 @@ def test_calls_accepted_while_kafka_is_down_become_notes_when_it_returns(tmp_pat
         time.sleep(1)
         assert _note_count(suite) == 100
 
-        # The restarted broker is empty (memory storage): intake publishes at once, and notes,
-        # fetching at its old positions until a heartbeat tells it its membership is gone,
-        # finds each log ending below what it read and reads it again from the start
-        # (topic_consumer._restart_truncated); before, it skipped every record below them.
-        suite.kafka.start()  # same port, empty: topics are created again
+        # The restarted broker is empty (memory storage), and until a heartbeat tells notes
+        # its membership is gone, notes keeps fetching at its old positions: records intake
+        # publishes below them meanwhile would be skipped, something a Kafka that keeps its
+        # log never does. notes reads a log again once it stayed shorter than what it read
+        # for 10 s (topic_consumer._restart_truncated), but intake's burst grows each log past
+        # the old position sooner. So intake is held (SIGSTOP) until notes has joined the new
+        # broker, which starts it from the new log's beginning.
+        os.kill(suite.intake.pid or 0, signal.SIGSTOP)
+        try:
+            suite.kafka.start()  # same port, empty: topics are created again
+            wait_until(
+                lambda: asyncio.run(_has_members(suite, "notes.call.received")),
+                timeout_s=60,
+                what="notes to join the restarted broker",
+            )
+        finally:
+            os.kill(suite.intake.pid or 0, signal.SIGCONT)
         wait_until(lambda: _note_count(suite) == 250, timeout_s=120, what="notes after the outage")
         with _mongo(suite) as mongo:
             calls = mongo["intake"]["calls"]
