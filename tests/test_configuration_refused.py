@@ -27,6 +27,17 @@ SERVICES = {
 }
 
 
+def _start(package: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The service's real entry point, as the image runs it, until it exits (60 s at most)."""
+    return subprocess.run(
+        [sys.executable, "-m", f"switchboard_{package}"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 @pytest.mark.parametrize("package", sorted(SERVICES))
 def test_bad_settings_end_the_process_with_one_line_naming_each_variable(package: str) -> None:
     env = {
@@ -36,13 +47,7 @@ def test_bad_settings_end_the_process_with_one_line_naming_each_variable(package
         "KAFKA_SESSION_TIMEOUT_MS": "secret-looking-value",
         f"{SERVICES[package]}_PORT": "70000",
     }
-    done = subprocess.run(
-        [sys.executable, "-m", f"switchboard_{package}"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = _start(package, env)
     assert done.returncode == 2, done.stderr[-2000:]
     lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
     [line] = lines
@@ -60,13 +65,7 @@ def test_bad_settings_end_the_process_with_one_line_naming_each_variable(package
 def test_sasl_without_credentials_is_refused_before_anything_connects() -> None:
     env = {**os.environ, "SWITCHBOARD_ENV": "dev", "KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}
     env.pop("KAFKA_SASL_USERNAME", None)
-    done = subprocess.run(
-        [sys.executable, "-m", "switchboard_notes"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = _start("notes", env)
     assert done.returncode == 2
     assert "KAFKA_SASL_USERNAME" in done.stdout + done.stderr
 
@@ -85,12 +84,6 @@ def test_a_port_in_use_ends_the_process_even_while_the_database_is_away(package:
             "KAFKA_BOOTSTRAP_SERVERS": "127.0.0.1:1",
             "MONGODB_URL": "mongodb://127.0.0.1:1/?serverSelectionTimeoutMS=500",
         }
-        done = subprocess.run(
-            [sys.executable, "-m", f"switchboard_{package}"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        done = _start(package, env)
     assert done.returncode != 0
     assert "address already in use" in done.stdout + done.stderr

@@ -278,6 +278,11 @@ def _holds_for(scope: Any, holds: Sequence[LegalHold]) -> list[LegalHold]:
     return chosen
 
 
+def _any_text(fields: Iterable[str]) -> Document:
+    """Documents holding text in any of `fields` (a missing or null field is no text)."""
+    return {"$or": [{f: {"$gt": ""}} for f in fields]}
+
+
 def _holds_for_fields(scope: CategoryScope, holds: Sequence[LegalHold]) -> list[LegalHold]:
     """The holds that keep a shorter-lived category's fields inside documents of another
     category: a hold on that category (its documents hold none, so it applies to the fields
@@ -457,7 +462,7 @@ class RetentionParticipant:
             if not fields or by_subject is None:
                 continue
             call = {data.call_field: change.call_id} if change.call_id and data.call_field else None
-            present = {"$or": [{f: {"$gt": ""}} for f in fields]}
+            present = _any_text(fields)
             chosen = _and(by_subject, {data.tenant_field: change.tenant_id}, call, present)
             removed = await update_matching(
                 self._coll(data.collection), chosen, {"$unset": dict.fromkeys(fields, "")}
@@ -736,7 +741,7 @@ class RetentionParticipant:
             moment = _moment(doc.get(data.clock_field))
             return moment is not None and moment < cutoff
 
-        present = {"$or": [{f: {"$gt": ""}} for f in fields]}
+        present = _any_text(fields)
         tenant = {data.tenant_field: scope.tenant_id} if scope.tenant_id else None
         selection = _and(tenant, present, _clock_before(data.clock_field, cutoff))
         retained, not_held = await self._held(coll, data, [selection], holds, due)

@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from switchboard_contracts.common import SubjectId, SubjectKind
-from switchboard_contracts.delivery import EU_EEA, CrmConnectorKind, Safeguard
+from switchboard_contracts.delivery import CrmConnectorKind, Safeguard, outside_eu
 from switchboard_contracts.notes import NoteCreated
 from switchboard_contracts.tenants import ContractStatus
 
@@ -74,11 +74,6 @@ def transfer_id(tenant_id: str, note_id: str, kind: Kind, operation: Operation) 
     return str(uuid.uuid5(_NAMESPACE, f"{tenant_id}:{note_id}:{kind}:{operation}"))
 
 
-def needs_safeguard(region: str) -> bool:
-    """True for a destination outside the EU/EEA."""
-    return region not in EU_EEA
-
-
 def connector_status(enabled: bool, attention: str | None) -> ConnectorStatus:
     """The status a connector shows: disabled, needs attention, or active."""
     if not enabled:
@@ -135,7 +130,7 @@ def may_transfer(
     An unknown tenant is waited for (its `tenant.changed` may come after its first note),
     then treated as secrecy-bound: fail closed.
     """
-    if needs_safeguard(destination.region) and destination.safeguard is None:
+    if outside_eu(destination.region) and destination.safeguard is None:
         return Decision(Verdict.REFUSE, "R-SEC-5: destination outside the EU/EEA without safeguard")
     if tenant is None:
         if waited < grace:

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ValidationError
 
 from switchboard_contracts import Event
+from switchboard_contracts.delivery import outside_eu
 from switchboard_contracts.notes import NoteCreated, NoteDeleted
 from switchboard_contracts.tenants import TenantChanged
 from switchboard_platform.domain_errors import Conflict, InvalidFields, NotFound, Unprocessable
@@ -40,7 +41,6 @@ from .domain import (
     TenantProfile,
     TransferStatus,
     connector_id,
-    needs_safeguard,
     transfer_id,
 )
 from .events import Attempt
@@ -126,7 +126,7 @@ class CrmSyncService:
             raise Unprocessable("required: EU, EEA or a country code", field="body.region")
         region = body.region or (existing or {})["region"]
         safeguard = body.safeguard if "safeguard" in given else (existing or {}).get("safeguard")
-        if needs_safeguard(region) and safeguard is None:
+        if outside_eu(region) and safeguard is None:
             raise Unprocessable(
                 "a destination outside the EU/EEA needs a safeguard: scc, adequacy or bcr "
                 "(R-SEC-5)",

@@ -9,13 +9,10 @@ from pydantic import ValidationError
 
 from switchboard_crm_sync.config import CrmSyncSettings
 from switchboard_crm_sync.credentials import new_key
+from switchboard_platform.testing.settings import PRODUCTION as BASE
 
 PRODUCTION: dict[str, Any] = {
-    "environment": "production",
-    "jwks_url": "https://login.example.com/jwks.json",
-    "cursor_secret": "c" * 40,
-    "kafka_security_protocol": "SSL",
-    "mongodb_url": "mongodb://db.example/?tls=true",
+    **BASE,
 }
 
 

@@ -30,6 +30,7 @@ from switchboard_contracts.consent import (
 )
 from switchboard_contracts.tenants import ContractStatus
 from switchboard_platform.errors import Conflict, Unprocessable
+from switchboard_platform.retention_participant import Tombstone
 
 from .domain import EVENT_SOURCE, DataCategory
 
@@ -82,6 +83,10 @@ PERSONAL_FIELDS = (
 """What a call record holds of its caller and their call: gone once the client deleted the
 call's note (R-NOTE-2) or the caller's data was erased (R-DSR-17); the record keeps its ids,
 retry key and retention clock."""
+
+
+FORGOTTEN = Tombstone(removes=PERSONAL_FIELDS, marks=lambda now: {"forgotten_at": now})
+"""What a call record becomes when its note is deleted or its caller erased."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,12 +12,11 @@ from switchboard_platform.mongo import Document
 from switchboard_platform.retention_participant import (
     Inventory,
     PersonalData,
-    Tombstone,
     exported,
 )
 from switchboard_platform.subjects import subject_key
 
-from .calls import PERSONAL_FIELDS
+from .calls import FORGOTTEN
 from .repository import CALLS, TENANTS
 
 
@@ -72,7 +71,7 @@ CAPTURED_CALLS = PersonalData(
     shorter_lived={DataCategory.RECORDING: ("recording.url",)},
     call_field="_id",
     # an erased caller's call keeps its retry key: an agent's retry must not record it again
-    tombstone=Tombstone(removes=PERSONAL_FIELDS, marks=lambda now: {"forgotten_at": now}),
+    tombstone=FORGOTTEN,
 )
 TENANT_PROFILES = PersonalData(
     collection=TENANTS,

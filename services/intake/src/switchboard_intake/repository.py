@@ -152,7 +152,7 @@ class IntakeRepository:
         there is no such call of this tenant, or it was forgotten before."""
         result = await self._calls.update_one(
             scoped(tenant_id, {"_id": call_id}, {"caller": {"$exists": True}}),
-            {"$unset": dict.fromkeys(calls.PERSONAL_FIELDS, ""), "$set": {"forgotten_at": at}},
+            calls.FORGOTTEN.update(at),
         )
         return result.modified_count > 0
 

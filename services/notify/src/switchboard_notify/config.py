@@ -10,7 +10,7 @@ from enum import StrEnum
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from switchboard_contracts.delivery import Safeguard, outside_eu
+from switchboard_contracts.delivery import Region, Safeguard, outside_eu
 from switchboard_contracts.tenants import Channel
 from switchboard_platform.settings import ServiceSettings, https_url, plaintext_refusal
 
@@ -45,7 +45,6 @@ DEFAULT_SMS_REGIONS = {
 }
 """Where each gateway processes messages unless NOTIFY_SMS_REGION says otherwise (R-SEC-5)."""
 _LINK_FIELDS = frozenset({"note_id", "tenant_id"})
-_REGION = r"^[A-Z]{2,3}$"
 
 
 class NotifySettings(ServiceSettings):
@@ -69,9 +68,7 @@ class NotifySettings(ServiceSettings):
         None, description="Right-hand side of Message-IDs; default: the domain of MAIL_FROM"
     )
 
-    smtp_region: str = Field(
-        "EU", pattern=_REGION, description="Where the mail server processes mail (R-SEC-5)"
-    )
+    smtp_region: Region = Field("EU", description="Where the mail server processes mail (R-SEC-5)")
     smtp_safeguard: Safeguard | None = Field(
         None, description="The transfer safeguard if the mail server is outside the EU/EEA"
     )
@@ -82,10 +79,8 @@ class NotifySettings(ServiceSettings):
     sms_password: SecretStr | None = None
     sms_from: str | None = Field(None, description="Twilio number or MG… sid; sipgate smsId")
     sms_timeout_s: float = Field(10.0, gt=0, le=120)
-    sms_region: str | None = Field(
-        None,
-        pattern=_REGION,
-        description="Where the gateway processes messages (R-SEC-5); default: the vendor's",
+    sms_region: Region | None = Field(
+        None, description="Where the gateway processes messages (R-SEC-5); default: the vendor's"
     )
     sms_safeguard: Safeguard | None = Field(
         None, description="The transfer safeguard if the gateway is outside the EU/EEA"

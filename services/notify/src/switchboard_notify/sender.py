@@ -108,15 +108,19 @@ class Sender:
                 released = await self._ledger.release_instance(self._settings.instance)
                 break
             except Exception as exc:  # the database is away (e.g. at start): keep trying
-                if stop_requested():
-                    raise asyncio.CancelledError from exc
-                self._health.stall(COMPONENT, type(exc).__name__)
-                log.warning("could not release earlier claims; retrying", exc_info=True)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                backoff = await self._database_away(exc, "release earlier claims", backoff)
         if released:
             log.warning("claims of a previous run released", extra={"count": released})
         await self._run()
+
+    async def _database_away(self, exc: Exception, what: str, backoff: float) -> float:
+        """Report the loop stalled, wait `backoff`; the next, longer wait (at most 5 s)."""
+        if stop_requested():
+            raise asyncio.CancelledError from exc
+        self._health.stall(COMPONENT, type(exc).__name__)
+        log.warning("could not %s; retrying", what, exc_info=True)
+        await asyncio.sleep(backoff)
+        return min(backoff * 2, 5.0)
 
     async def stop(self, grace_s: float = 10.0) -> None:
         """Stop claiming, let in-flight sends finish (their claims lapse if they cannot)."""
@@ -157,13 +161,8 @@ class Sender:
                         restricted=self._restricted,
                     )
                 except Exception as exc:  # the database is away: keep trying, report not ready
-                    if stop_requested():
-                        raise asyncio.CancelledError from exc
                     # (entries claimed meanwhile come back when their claim lapses)
-                    self._health.stall(COMPONENT, type(exc).__name__)
-                    log.warning("could not claim deliveries; retrying", exc_info=True)
-                    await asyncio.sleep(backoff)
-                    backoff = min(backoff * 2, 5.0)
+                    backoff = await self._database_away(exc, "claim deliveries", backoff)
                     continue
                 backoff = 0.1
                 self._health.recover(COMPONENT)

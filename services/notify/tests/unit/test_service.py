@@ -239,6 +239,23 @@ class _BrokenGateway:
         return None
 
 
+def _sender(
+    database: Any, ledger: Ledger, settings: NotifySettings, sms: Any, health: Health
+) -> Sender:
+    """A sender over the fake database, with `sms` as its gateway."""
+    return Sender(
+        ledger=ledger,
+        notes=NotesRepository(database),
+        tenants=TenantsRepository(database),
+        registry=ConsentRegistry(database),
+        mailer=SmtpMailer(settings),
+        sms=sms,
+        settings=settings,
+        health=health,
+        events_written=lambda: None,
+    )
+
+
 async def test_a_send_that_breaks_unexpectedly_is_a_counted_attempt_and_ends_at_the_limit(
     service: NotifyService, db: Any
 ) -> None:
@@ -254,17 +271,7 @@ async def test_a_send_that_breaks_unexpectedly_is_a_counted_attempt_and_ends_at_
         environment="test", max_attempts=3, retry_base_s=0.001, retry_max_s=0.001
     )
     gateway = _BrokenGateway()
-    sender = Sender(
-        ledger=ledger,
-        notes=NotesRepository(database),
-        tenants=TenantsRepository(database),
-        registry=ConsentRegistry(database),
-        mailer=SmtpMailer(settings),
-        sms=gateway,
-        settings=settings,
-        health=Health(),
-        events_written=lambda: None,
-    )
+    sender = _sender(database, ledger, settings, gateway, Health())
     for _ in range(settings.max_attempts + 2):
         claimed = await ledger.claim_due(
             time.time() + 3600, 10, owner="o", instance="i", lease_s=60
@@ -306,18 +313,7 @@ async def test_the_sender_starts_while_the_database_is_away_and_waits_for_it(db:
     database = cast(Any, db)
     ledger = _LedgerWhileTheDatabaseIsAway(database)
     settings = NotifySettings(environment="test", sender_poll_s=0.05)
-    health = Health()
-    sender = Sender(
-        ledger=ledger,
-        notes=NotesRepository(database),
-        tenants=TenantsRepository(database),
-        registry=ConsentRegistry(database),
-        mailer=SmtpMailer(settings),
-        sms=_BrokenGateway(),
-        settings=settings,
-        health=health,
-        events_written=lambda: None,
-    )
+    sender = _sender(database, ledger, settings, _BrokenGateway(), Health())
     await sender.start()  # returns at once: the loop waits for the database
     assert sender.running
     async with asyncio.timeout(10):

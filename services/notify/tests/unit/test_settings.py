@@ -9,13 +9,10 @@ from pydantic import ValidationError
 
 from switchboard_contracts.tenants import Channel
 from switchboard_notify.config import NotifySettings
+from switchboard_platform.testing.settings import PRODUCTION as BASE
 
 PRODUCTION: dict[str, Any] = {
-    "environment": "production",
-    "jwks_url": "https://login.example.com/jwks.json",
-    "cursor_secret": "c" * 40,
-    "kafka_security_protocol": "SSL",
-    "mongodb_url": "mongodb://db.example/?tls=true",
+    **BASE,
     "note_link_template": "https://portal.example.de/notes/{note_id}",
     "sms_provider": "sipgate",
 }

@@ -21,6 +21,16 @@ FAST = {
 }
 
 
+PRODUCTION: dict[str, Any] = {
+    "environment": "production",
+    "jwks_url": "https://login.example.com/jwks.json",
+    "cursor_secret": "c" * 40,
+    "kafka_security_protocol": "SSL",
+    "mongodb_url": "mongodb://db.example/?tls=true",
+}
+"""Settings a production service starts with (keys, TLS everywhere): tests add their own."""
+
+
 def service_settings(cls: type[S], servers: ServerEndpoints, database: str, **overrides: Any) -> S:
     """Settings of service class `cls` pointing at the test servers and database `database`."""
     values: dict[str, Any] = {
