@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 from pymongo import AsyncMongoClient
 
@@ -52,6 +52,7 @@ from switchboard_platform.testing.kafka import produce, start_groups_at_log_end
 from switchboard_platform.testing.pytest_plugin import ServerEndpoints
 from switchboard_platform.testing.settings import service_settings
 from switchboard_platform.testing.tokens import auth_header
+from switchboard_platform.testing.topics import records_of
 from switchboard_retention.config import RetentionSettings
 from switchboard_retention.main import create_app as create_retention
 
@@ -338,33 +339,15 @@ async def _mentions(db: Any, *values: str) -> list[str]:
 async def _redeliver(servers: ServerEndpoints, tenant: str, topics: tuple[str, ...]) -> int:
     """Send every record of `tenant` on `topics` again, as it was (value, key, headers)."""
     bootstrap = servers.kafka_bootstrap_servers
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    records = await records_of(bootstrap, topics, tenant)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
-    await consumer.start()
     await producer.start()
-    sent = 0
     try:
-        partitions = [
-            TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()
-        ]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        records = []
-
-        async def behind() -> bool:
-            return any([await consumer.position(tp) < end for tp, end in ends.items()])
-
-        while await behind():
-            for batch in (await consumer.getmany(timeout_ms=200)).values():
-                records += [r for r in batch if r.key == tenant.encode()]
         for r in records:
             await producer.send_and_wait(r.topic, r.value, key=r.key, headers=list(r.headers))
-            sent += 1
     finally:
-        await consumer.stop()
         await producer.stop()
-    return sent
+    return len(records)
 
 
 # --- the tests ----------------------------------------------------------------------------------

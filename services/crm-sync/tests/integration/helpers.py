@@ -10,7 +10,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from switchboard_contracts import Event, encode, make_event
 from switchboard_contracts.common import Caller
@@ -19,6 +18,7 @@ from switchboard_contracts.tenants import ContractStatus, Industry, TenantChange
 from switchboard_platform.testing.kafka import produce
 from switchboard_platform.testing.pytest_plugin import ServerEndpoints
 from switchboard_platform.testing.tokens import auth_header
+from switchboard_platform.testing.topics import records_of
 
 SECRETS: list[str] = []
 """Every credential handed to crm-sync in this session: none may appear in any output."""
@@ -162,28 +162,7 @@ async def settled(crm: httpx.AsyncClient, tenant_id: str, count: int) -> list[di
 
 async def raw_records(bootstrap: str, topics: tuple[str, ...], tenant_id: str) -> list[bytes]:
     """Every record (headers and value, raw) of `tenant_id` on `topics`, from the start."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, fetch_max_wait_ms=20
-    )
-    await consumer.start()
-    try:
-        parts = [
-            TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()
-        ]
-        consumer.assign(parts)
-        await consumer.seek_to_beginning(*parts)
-        ends = await consumer.end_offsets(parts)
-        found: list[bytes] = []
-
-        async def behind() -> bool:
-            return any([await consumer.position(p) < ends[p] for p in parts])
-
-        while await behind():
-            for batch in (await consumer.getmany(timeout_ms=200)).values():
-                for r in batch:
-                    if r.key == tenant_id.encode():
-                        headers = b"".join(k.encode() + v for k, v in r.headers)
-                        found.append(headers + (r.value or b""))
-        return found
-    finally:
-        await consumer.stop()
+    return [
+        b"".join(k.encode() + v for k, v in r.headers) + (r.value or b"")
+        for r in await records_of(bootstrap, topics, tenant_id)
+    ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from switchboard_contracts import Event, decode
 
@@ -55,3 +55,32 @@ async def collect_events(
     finally:
         await consumer.stop()
     return found
+
+
+async def records_of(
+    bootstrap_servers: str, topics: tuple[str, ...], tenant: str
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Every record of `tenant` on `topics` as stored (key, value, headers), from the start
+    to the end each partition had when called."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers, enable_auto_commit=False, fetch_max_wait_ms=20
+    )
+    await consumer.start()
+    try:
+        parts = [
+            TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()
+        ]
+        consumer.assign(parts)
+        await consumer.seek_to_beginning(*parts)
+        ends = await consumer.end_offsets(parts)
+
+        async def behind() -> bool:
+            return any([await consumer.position(p) < ends[p] for p in parts])
+
+        found: list[ConsumerRecord[bytes, bytes]] = []
+        while await behind():
+            for batch in (await consumer.getmany(timeout_ms=200)).values():
+                found += [r for r in batch if r.key == tenant.encode()]
+        return found
+    finally:
+        await consumer.stop()
