@@ -80,7 +80,12 @@ async def change_tenant(
 @calls.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    responses={409: {"description": "Retry race"}},
+    responses={
+        409: {
+            "description": "The Idempotency-Key is in use by a concurrent retry, or names a "
+            "call whose note was deleted since (not recorded again)"
+        }
+    },
     dependencies=[Depends(_admitted)],
 )
 async def capture_call(
