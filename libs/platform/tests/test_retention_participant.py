@@ -311,6 +311,76 @@ async def test_r_rec_1_a_withdrawal_naming_a_call_removes_that_recording_in_that
     assert after[other_tenant["_id"]] == other_tenant["recording"]
 
 
+def _withdrawal(
+    tenant: str, phone: str, *, call_id: str | None = None, at: datetime = NOW
+) -> Event[ConsentChanged]:
+    change = ConsentChanged(
+        consent_id=f"c-{uuid.uuid4().hex[:8]}",
+        tenant_id=tenant,
+        subject=SubjectId(kind=PHONE, value=phone),
+        purpose=ConsentPurpose.RECORDING,
+        channel=ConsentChannel.NONE,
+        status=ConsentStatus.WITHDRAWN,
+        occurred_at=at,
+        method=ConsentMethod.WRITTEN,
+        text_version="v1",
+        recorded_by="op",
+        call_id=call_id,
+    )
+    return make_event(change, tenant_id=tenant, source="/t")
+
+
+async def test_r_rec_1_a_withdrawal_also_covers_a_call_stored_after_it(
+    db: MongoDatabase,
+) -> None:
+    """A withdrawal can arrive before the call it concerns (another topic, a lagging
+    consumer): the participant keeps it, and the call stored later asks for it. A withdrawal
+    covers the caller's calls started until it (or the one call it names), in its tenant."""
+    calls = replace(
+        CALLS, shorter_lived={DataCategory.RECORDING: ("recording.url",)}, call_field="_id"
+    )
+    participant = RetentionParticipant(Inventory(service="svc", collections=(calls,)))
+    participant.use(db)
+    phone, named_phone, other_phone = _phone(), _phone(), _phone()
+    caller = [SubjectId(kind=PHONE, value=phone), SubjectId(kind=NAME, value="Erika Muster")]
+    whole = _withdrawal("t1", phone)
+    await participant.on_consent_changed(whole)
+    await participant.on_consent_changed(whole)  # redelivered: kept once
+    await participant.on_consent_changed(_withdrawal("t1", named_phone, call_id="call-9"))
+    withdrawn = participant.recording_withdrawn
+    assert await withdrawn("t1", caller, "call-1", NOW - timedelta(minutes=5))
+    # a later call, recorded with consent given again, keeps its recording
+    assert not await withdrawn("t1", caller, "call-2", NOW + timedelta(minutes=5))
+    assert not await withdrawn("t2", caller, "call-1", NOW - timedelta(minutes=5))
+    other = [SubjectId(kind=PHONE, value=other_phone)]
+    assert not await withdrawn("t1", other, "call-1", NOW - timedelta(minutes=5))
+    named = [SubjectId(kind=PHONE, value=named_phone)]
+    assert await withdrawn("t1", named, "call-9", NOW + timedelta(minutes=5))
+    assert not await withdrawn("t1", named, "call-8", NOW - timedelta(minutes=5))
+    assert await db.consent_withdrawals.count_documents({}) == 2
+
+
+async def test_r_ret_2_and_r_dsr_17_kept_withdrawals_go_after_30_days_and_with_their_caller(
+    db: MongoDatabase,
+) -> None:
+    calls = replace(CALLS, shorter_lived={DataCategory.RECORDING: ("recording.url",)})
+    participant = RetentionParticipant(Inventory(service="svc", collections=(calls,)))
+    participant.use(db)
+    old, young, erased = _phone(), _phone(), _phone()
+    for phone, days in ((old, 31), (young, 29), (erased, 1)):
+        await participant.on_consent_changed(
+            _withdrawal("t1", phone, at=NOW - timedelta(days=days))
+        )
+    scope = CategoryScope(
+        kind="category", category=DataCategory.RECORDING, cutoff=NOW - timedelta(days=30)
+    )
+    await participant.on_retention_due(_due(scope))
+    subject = SubjectScope(kind="subject", identifiers=(SubjectId(kind=PHONE, value=erased),))
+    await participant.on_retention_due(_due(subject))
+    kept = [d["subject"] async for d in db.consent_withdrawals.find({})]
+    assert kept == [{"phone": young}]
+
+
 async def test_r_dsr_17_subject_erasure_deletes_that_subject_only_and_keeps_legal_duties(
     db: MongoDatabase, participant: RetentionParticipant
 ) -> None:

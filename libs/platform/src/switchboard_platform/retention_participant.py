@@ -18,7 +18,10 @@ and attaches a `RetentionParticipant` to its runtime. The participant then answe
 - `dsr.requested` (R-DSR-15..21): access and portability get the subject's records with
   purpose, category, recipients and retention end; rectification applies the corrected
   values; restriction and objection are recorded in a collection of the service, which the
-  service asks with `is_restricted(tenant, identifiers)` before it processes a subject.
+  service asks with `is_restricted(tenant, identifiers)` before it processes a subject;
+- `consent.changed`, where the inventory keeps data on consent (R-REC-1): a withdrawn
+  recording consent removes the caller's recording references at once, and is kept 30 days
+  so that a call stored later asks `recording_withdrawn` and leaves its recording out.
 
 Answers leave through the transactional outbox of the inventory's own small collection, so a
 crash never loses one. Every handler is idempotent on the order's request id.
@@ -98,6 +101,7 @@ __all__ = [
     "PersonalData",
     "RetentionParticipant",
     "Tombstone",
+    "Withdrawal",
 ]
 
 CONSENTED = DataCategory.RECORDING
@@ -402,12 +406,41 @@ PARKED_EVENTS = PersonalData(
 )
 
 
+WITHDRAWALS = "consent_withdrawals"
+WITHDRAWN_CONSENTS = PersonalData(
+    collection=WITHDRAWALS,
+    purpose="Withdrawn recording consents, so that a call this service learns of after the "
+    "withdrawal keeps no recording either (R-REC-1); erased with the recordings after 30 "
+    "days, or with the caller or the tenant",
+    subject_fields={kind: (f"subject.{kind}",) for kind in SubjectKind},
+)
+"""Kept where the inventory holds data on consent: a withdrawal can arrive before the call
+it concerns (another topic, another consumer's lag), and must still apply to it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Withdrawal:
+    """A caller's withdrawn recording consent, as the participant keeps it."""
+
+    call_id: str | None
+    """The one call it names; None: every recording of the caller made until it."""
+    occurred_at: datetime
+
+    def covers(self, call_id: str, started_at: datetime) -> bool:
+        """Whether a recording of the call `call_id`, started at `started_at`, goes."""
+        if self.call_id is not None:
+            return self.call_id == call_id
+        return as_utc(started_at) <= self.occurred_at
+
+
 class RetentionParticipant:
     """Answers `retention.due` and `dsr.requested` for one service's `Inventory`."""
 
     def __init__(self, inventory: Inventory, *, clock: Callable[[], datetime] = _utcnow) -> None:
+        self._consented = any(CONSENTED in data.shorter_lived for data in inventory.collections)
         # the outbox's parked events are every service's, so no inventory can forget them
-        self.inventory = replace(inventory, collections=(*inventory.collections, PARKED_EVENTS))
+        own = (PARKED_EVENTS, WITHDRAWN_CONSENTS) if self._consented else (PARKED_EVENTS,)
+        self.inventory = replace(inventory, collections=(*inventory.collections, *own))
         self._clock = clock
         self._database: Callable[[], MongoDatabase] | None = None
         self._wake: Callable[[], None] = lambda: None
@@ -433,6 +466,13 @@ class RetentionParticipant:
                 IndexModel([("keys", ASCENDING)], name="restricted_subjects")
             ],
         }
+        if self._consented:
+            own[WITHDRAWALS] = [
+                IndexModel([("tenant_id", ASCENDING), ("key", ASCENDING)], name="withdrawn_by"),
+                IndexModel(
+                    [("category", ASCENDING), ("retention_from", ASCENDING)], name="retention"
+                ),
+            ]
         return {
             "indexes": {**dict(indexes or {}), **own},
             "outbox_collections": (*outbox_collections, self.inventory.answers_collection),
@@ -446,16 +486,30 @@ class RetentionParticipant:
         self._wake = runtime.notify_outbox
         runtime.consume(RetentionDue, self.on_retention_due)
         runtime.consume(DsrRequested, self.on_dsr_requested)
-        if any(CONSENTED in data.shorter_lived for data in self.inventory.collections):
+        if self._consented:
             runtime.consume(ConsentChanged, self.on_consent_changed)
 
     async def on_consent_changed(self, event: Event[ConsentChanged]) -> None:
         """A caller withdrew their consent to recording (R-REC-1): the references to their
         recordings go from this service's documents of the tenant now (of the one call, if
-        the withdrawal names it), not when the 30 days run out. Grants change nothing."""
+        the withdrawal names it), not when the 30 days run out. Grants change nothing.
+
+        The withdrawal is kept first (30 days, as the recordings), so that a call stored
+        after it asks `recording_withdrawn` and keeps no recording either."""
         change = event.data
         if change.purpose is not ConsentPurpose.RECORDING or change.status is not WITHDRAWN:
             return
+        kept: Document = {
+            "tenant_id": change.tenant_id,
+            "category": str(CONSENTED),
+            "retention_from": as_utc(change.occurred_at),
+            "subject": {str(change.subject.kind): change.subject.value},
+            "key": subject_key(change.subject),
+            "call_id": change.call_id,
+        }
+        await self._coll(WITHDRAWALS).update_one(
+            {"_id": event.id}, {"$setOnInsert": kept}, upsert=True
+        )
         for data in self.inventory.collections:
             fields = data.shorter_lived.get(CONSENTED)
             by_subject = subject_selector(data, [change.subject])
@@ -472,6 +526,29 @@ class RetentionParticipant:
                     "recording references removed: consent withdrawn",
                     extra={"collection": data.collection, "count": removed},
                 )
+
+    async def recording_withdrawn(
+        self, tenant_id: str, caller: Iterable[SubjectId], call_id: str, started_at: datetime
+    ) -> bool:
+        """Whether a consent withdrawn before this service stored the call `call_id` (of
+        `caller`, started at `started_at`) covers its recording (R-REC-1): the service then
+        stores the call without the recording's reference."""
+        keys = sorted({subject_key(i) for i in caller})
+        if not self._consented or not keys:
+            return False
+        withdrawals = self._coll(WITHDRAWALS).find(
+            # one equality per key: nx-27017 mishandles `$in` on a field other than _id in
+            # writes (module docstring); a read with `$or` of equalities is exact everywhere
+            {"tenant_id": tenant_id, "$or": [{"key": key} for key in keys]},
+            {"call_id": 1, "retention_from": 1},
+        )
+        async for doc in withdrawals:
+            occurred_at = _moment(doc.get("retention_from"))
+            if occurred_at is None:
+                continue
+            if Withdrawal(doc.get("call_id"), occurred_at).covers(call_id, started_at):
+                return True
+        return False
 
     def use(self, db: MongoDatabase, wake: Callable[[], None] = lambda: None) -> None:
         """Work on `db` directly (tests, benchmarks): no runtime, no consumers."""

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import unicodedata
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from switchboard_contracts.calls import CallReceived, RecordingRef
 from switchboard_contracts.categories import DataCategory
-from switchboard_contracts.common import Caller
+from switchboard_contracts.common import Caller, SubjectId, SubjectKind
 from switchboard_contracts.notes import DeletionReason
 
 _NOTE_NAMESPACE = uuid.UUID("6f1c0a52-5d7e-4c36-9a55-6c1f0f3c9b10")
@@ -82,6 +82,26 @@ class Note:
             recording=call.recording,
             created_at=now,
         )
+
+    @property
+    def has_recording(self) -> bool:
+        """Whether the note refers to a recording of the call."""
+        return self.recording is not None and bool(self.recording.url)
+
+    def caller_ids(self) -> list[SubjectId]:
+        """The identifiers of the caller, as data-subject requests and consents name them."""
+        ids = [SubjectId(kind=SubjectKind.PHONE, value=self.caller.phone)]
+        if self.caller.email:
+            ids.append(SubjectId(kind=SubjectKind.EMAIL, value=self.caller.email))
+        ids.append(SubjectId(kind=SubjectKind.NAME, value=self.caller.name))
+        return ids
+
+    def without_recording(self) -> Note:
+        """The note once the caller withdrew their recording consent (R-REC-1): the
+        recording's reference goes, the record that consent was given stays."""
+        if self.recording is None:
+            return self
+        return replace(self, recording=self.recording.model_copy(update={"url": None}))
 
 
 PERSONAL_FIELDS = (

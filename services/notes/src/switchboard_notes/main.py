@@ -38,7 +38,11 @@ def create_app(settings: NotesSettings | None = None) -> FastAPI:
 
     async def on_startup(rt: ServiceRuntime) -> None:
         repository = NotesRepository(rt.db)
-        app.state.notes_service = NotesService(repository, events_written=rt.notify_outbox)
+        app.state.notes_service = NotesService(
+            repository,
+            events_written=rt.notify_outbox,
+            recording_withdrawn=participant.recording_withdrawn,
+        )
         app.state.note_cursors = rt.cursors("notes")
 
     register_handlers(runtime, service)

@@ -100,6 +100,12 @@ class NotesRepository:
             return False
         return True
 
+    async def drop_recording(self, tenant_id: str, note_id: str) -> None:
+        """Remove the reference to the call's recording from a note (R-REC-1)."""
+        await self._notes.update_one(
+            scoped(tenant_id, {"_id": note_id}), {"$unset": {"recording.url": ""}}
+        )
+
     async def get(self, tenant_id: str, note_id: str) -> Document | None:
         """The live note `note_id` of `tenant_id`, or None."""
         doc = await self._notes.find_one(

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 
 from switchboard_contracts import Event, make_event
 from switchboard_contracts.calls import CallReceived
+from switchboard_contracts.common import SubjectId
 from switchboard_contracts.notes import NoteCreated, NoteDeleted, NoteRated
 from switchboard_platform.errors import NotFound
 from switchboard_platform.flows import CAPTURE_TO_NOTE, observe_flow
@@ -17,6 +18,15 @@ from .repository import NotesRepository
 
 SOURCE = "/switchboard/notes"
 Clock = Callable[[], datetime]
+RecordingWithdrawn = Callable[[str, Iterable[SubjectId], str, datetime], Awaitable[bool]]
+"""Whether the caller withdrew the consent to a call's recording (tenant, caller, call id,
+start): the retention participant's `recording_withdrawn`."""
+
+
+async def _never_withdrawn(
+    tenant_id: str, caller: Iterable[SubjectId], call_id: str, started_at: datetime
+) -> bool:
+    return False
 
 
 def _utcnow() -> datetime:
@@ -51,19 +61,37 @@ class NotesService:
         *,
         events_written: Callable[[], None] = lambda: None,
         clock: Clock = _utcnow,
+        recording_withdrawn: RecordingWithdrawn = _never_withdrawn,
     ) -> None:
         self._repo = repository
         self._events_written = events_written
         self._clock = clock
+        self._recording_withdrawn = recording_withdrawn
 
     async def record_call(self, event: Event[CallReceived]) -> bool:
-        """Store the note of a received call exactly once; True if it is new."""
+        """Store the note of a received call exactly once; True if it is new.
+
+        A recording whose consent was withdrawn before the call reached notes (the
+        withdrawal travels on another topic) is left out of the note and its event (R-REC-1).
+        """
         note = Note.from_call(event.data, envelope_tenant=event.tenantid, now=self._clock())
+        if await self._withdrawn(note):
+            note = note.without_recording()
         created = await self._repo.insert_new(note, [note_created(note)])
         if created:
             self._events_written()
             observe_flow(CAPTURE_TO_NOTE, event.data.received_at, ended=note.created_at)
+            # a withdrawal kept between the check and the insert found no note to clear
+            if await self._withdrawn(note):
+                await self._repo.drop_recording(note.tenant_id, note.id)
         return created
+
+    async def _withdrawn(self, note: Note) -> bool:
+        if not note.has_recording:
+            return False
+        return await self._recording_withdrawn(
+            note.tenant_id, note.caller_ids(), note.call_id, note.started_at
+        )
 
     async def get(self, tenant_id: str, note_id: str) -> Document:
         """One live note of the tenant, or NotFound."""

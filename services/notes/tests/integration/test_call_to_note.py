@@ -10,8 +10,18 @@ import httpx
 from aiokafka import AIOKafkaProducer
 
 from switchboard_contracts import encode, make_event
-from switchboard_contracts.calls import CallReceived
-from switchboard_contracts.common import Caller
+from switchboard_contracts.calls import CallReceived, RecordingRef
+from switchboard_contracts.common import Caller, SubjectId, SubjectKind
+from switchboard_contracts.consent import (
+    ConsentChanged,
+    ConsentChannel,
+    ConsentMethod,
+    ConsentPurpose,
+    ConsentStatus,
+)
+from switchboard_notes.config import NotesSettings
+from switchboard_platform.mongo import create_mongo_client
+from switchboard_platform.testing.kafka import produce
 from switchboard_platform.testing.pytest_plugin import ServerEndpoints
 from switchboard_platform.testing.tokens import auth_header
 from switchboard_platform.testing.topics import collect_events
@@ -205,3 +215,57 @@ async def test_deleting_a_rated_note_drops_its_comment_but_keeps_the_score(
     assert stats.json() == [
         {"agent_id": f"agent-{tenant}", "count": 1, "average": 2.0, "recent_comments": []}
     ]
+
+
+async def test_r_rec_1_a_withdrawal_that_arrives_before_its_call_keeps_the_recording_out(
+    notes_client: httpx.AsyncClient, notes_settings: NotesSettings, servers: ServerEndpoints
+) -> None:
+    """`consent.changed` and `call.received` are separate topics: a caller's withdrawal can
+    reach notes before a call it covers. That note, and its `note.created`, keep no
+    recording; a call started after the withdrawal keeps its own."""
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    phone = "+4915211014450"
+    now = datetime.now(UTC).replace(microsecond=0)
+    withdrawal = ConsentChanged(
+        consent_id=uuid.uuid4().hex,
+        tenant_id=tenant,
+        subject=SubjectId(kind=SubjectKind.PHONE, value=phone),
+        purpose=ConsentPurpose.RECORDING,
+        channel=ConsentChannel.NONE,
+        status=ConsentStatus.WITHDRAWN,
+        occurred_at=now - timedelta(minutes=2),
+        method=ConsentMethod.WRITTEN,
+        text_version="recording-notice-de-2024-05",
+        recorded_by="op-7",
+    )
+    await produce(
+        servers.kafka_bootstrap_servers,
+        [encode(make_event(withdrawal, tenant_id=tenant, source="/switchboard/notify"))],
+    )
+    client = create_mongo_client(notes_settings.mongodb_url, app_name="notes-test")
+    try:
+        kept = client[notes_settings.mongodb_database].consent_withdrawals
+
+        deadline = asyncio.get_running_loop().time() + 20
+        while not await kept.count_documents({"tenant_id": tenant}):
+            assert asyncio.get_running_loop().time() < deadline, "withdrawal never kept"
+            await asyncio.sleep(0.1)
+    finally:
+        await client.close()
+
+    def recorded(minutes_ago: int) -> CallReceived:
+        url = f"https://rec.example/{uuid.uuid4().hex}.ogg"
+        return _call(tenant, minutes_ago=minutes_ago).model_copy(
+            update={"recording": RecordingRef(consent=True, url=url)}
+        )
+
+    before, after = recorded(5), recorded(1)
+    await _publish(servers, before, after)
+    notes = {n["call_id"]: n for n in await _wait_for_notes(notes_client, tenant, 2)}
+    assert notes[before.call_id]["recording"] == {"consent": True, "url": None}
+    assert notes[after.call_id]["recording"] == after.recording.model_dump()  # type: ignore[union-attr]
+    created = await collect_events(
+        servers.kafka_bootstrap_servers, "note.created", tenant=tenant, expect=2
+    )
+    urls = {e.data.call_id: e.data.recording.url for e in created}  # type: ignore[attr-defined]
+    assert urls == {before.call_id: None, after.call_id: after.recording.url}  # type: ignore[union-attr]
