@@ -61,6 +61,7 @@ def test_keys_rotate_newest_first_and_old_ciphertexts_still_open() -> None:
         (base64.b64encode(b"short").decode(), "key 1 is not 32 bytes"),
         (f"{new_key()},{base64.b64encode(b'x' * 16).decode()}", "key 2 is not 32 bytes"),
     ],
+    ids=["not base64", "short", "second key short"],
 )
 def test_bad_keys_are_refused_without_quoting_them(setting: str, message: str) -> None:
     with pytest.raises(InvalidKey) as refused:
