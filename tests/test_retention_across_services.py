@@ -83,8 +83,10 @@ class Suite:
     """The five running services, the mail server, the fake CRM and the databases."""
 
     intake: httpx.AsyncClient
+    notes: httpx.AsyncClient
     crm: httpx.AsyncClient
     retention: httpx.AsyncClient
+    notes_app: FastAPI
     notify_app: FastAPI
     crm_app: FastAPI
     smtp: Any
@@ -97,6 +99,7 @@ class Suite:
 
     def participants(self) -> list[RetentionParticipant]:
         return [
+            self.notes_app.state.retention_participant,
             self.notify_app.state.retention_participant,
             self.crm_app.state.retention_participant,
         ]
@@ -172,15 +175,17 @@ async def suite(servers: ServerEndpoints) -> AsyncIterator[Suite]:
         )
         async with (
             running_app(intake_app) as intake,
-            running_app(notes_app),
+            running_app(notes_app) as notes,
             running_app(notify_app),
             running_app(crm_app) as crm,
             running_app(retention_app) as retention,
         ):
             yield Suite(
                 intake=intake,
+                notes=notes,
                 crm=crm,
                 retention=retention,
+                notes_app=notes_app,
                 notify_app=notify_app,
                 crm_app=crm_app,
                 smtp=smtp,
@@ -393,6 +398,8 @@ async def test_r_ret_1_and_r_ret_6_a_sweep_erases_the_old_call_in_notify_and_crm
 async def test_r_dsr_18_a_restriction_stops_the_callers_e_mail_and_crm_transfer_until_lifted(
     suite: Suite,
 ) -> None:
+    """While restricted, the caller's notes are kept but neither mailed, nor sent to the CRM,
+    nor shown to the client with what they hold about the caller, nor found by a search."""
     recipient = _recipient()
     tenant = await _tenant(suite, recipient)
     restricted, other = Caller.new(), Caller.new()
@@ -418,6 +425,24 @@ async def test_r_dsr_18_a_restriction_stops_the_callers_e_mail_and_crm_transfer_
     assert restricted.phone not in contacts
     assert not any(restricted.name in c for c in calls)
     assert other.phone in contacts
+    client = auth_header("client", tenant=tenant)
+    listed = (await suite.notes.get("/v1/notes", headers=client)).json()["items"]
+    shown = {n["id"]: n for n in listed}
+    assert set(shown) == {stopped, going}
+    assert shown[stopped]["restricted"] is True
+    assert shown[stopped]["caller"] is None
+    assert shown[stopped]["concern"] is None
+    assert restricted.phone not in repr(listed)
+    assert shown[going]["restricted"] is False
+    assert shown[going]["caller"]["phone"] == other.phone
+    one = (await suite.notes.get(f"/v1/notes/{stopped}", headers=client)).json()
+    assert (one["restricted"], one["caller"], one["call_id"]) == (
+        True,
+        None,
+        shown[stopped]["call_id"],
+    )
+    found = await suite.notes.get("/v1/notes", headers=client, params={"q": restricted.name})
+    assert found.json()["items"] == []
 
     lift = await suite.retention.post(f"/v1/dsr/{request['id']}/lift", headers=OPERATOR)
     assert lift.status_code == 200, lift.text
@@ -429,6 +454,8 @@ async def test_r_dsr_18_a_restriction_stops_the_callers_e_mail_and_crm_transfer_
     await until(lifted)
     again = await _call(suite, tenant, restricted)
     await _sent_and_synced(suite, again)
+    one = (await suite.notes.get(f"/v1/notes/{stopped}", headers=client)).json()
+    assert (one["restricted"], one["caller"]["phone"]) == (False, restricted.phone)
     assert restricted.phone in repr(suite.hubspot.contacts)
     assert any(restricted.name in m.text() for m in suite.smtp.sink.to(recipient))
 

@@ -87,7 +87,7 @@ from .outbox import (
     outbox_update,
     with_outbox,
 )
-from .subjects import subject_key
+from .subjects import Restricted, subject_key
 from .tenancy import scoped
 
 if TYPE_CHECKING:
@@ -593,6 +593,21 @@ class RetentionParticipant:
             ):
                 return True
         return False
+
+    async def restricted_subjects(self, tenant_id: str) -> Restricted:
+        """Every subject whose processing is restricted for `tenant_id` now (R-DSR-18), for a
+        service that checks many records at once (a page of notes) with one query."""
+        selector = _and(
+            {"right": str(DataSubjectRight.RESTRICTION)},
+            {"lifted_at": {"$exists": False}},
+            {"$or": [{"tenant_id": tenant_id}, {"all_tenants": True}]},
+        )
+        keys: set[str] = set()
+        async for doc in self._coll(self.inventory.restrictions_collection).find(
+            selector, {"keys": 1}
+        ):
+            keys.update(str(k) for k in doc.get("keys") or ())
+        return Restricted(frozenset(keys))
 
     # retention.due ------------------------------------------------------------------------
 

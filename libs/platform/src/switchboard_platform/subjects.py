@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
 
 from switchboard_contracts.common import SubjectId, SubjectKind
 
-__all__ = ["subject_ids", "subject_key"]
+__all__ = ["Restricted", "subject_ids", "subject_key"]
 
 
 def subject_ids(
@@ -23,3 +25,15 @@ def subject_key(identifier: SubjectId) -> str:
     if identifier.kind is not SubjectKind.PHONE:
         value = " ".join(value.casefold().split())
     return f"{identifier.kind}:{value}"
+
+
+@dataclass(frozen=True, slots=True)
+class Restricted:
+    """The data subjects whose processing is restricted for one tenant (R-DSR-18), as their
+    keys: read once (the participant's `restricted_subjects`), asked per record."""
+
+    keys: frozenset[str] = frozenset()
+
+    def covers(self, identifiers: Iterable[SubjectId]) -> bool:
+        """Whether any of one person's `identifiers` is restricted."""
+        return bool(self.keys) and any(subject_key(i) in self.keys for i in identifiers)

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import unicodedata
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from switchboard_contracts.calls import CallReceived, RecordingRef
 from switchboard_contracts.categories import DataCategory
-from switchboard_contracts.common import Caller, SubjectId, SubjectKind
+from switchboard_contracts.common import Caller, SubjectId
 from switchboard_contracts.notes import DeletionReason
+from switchboard_platform.subjects import subject_ids
 
 _NOTE_NAMESPACE = uuid.UUID("6f1c0a52-5d7e-4c36-9a55-6c1f0f3c9b10")
 
@@ -90,11 +92,7 @@ class Note:
 
     def caller_ids(self) -> list[SubjectId]:
         """The identifiers of the caller, as data-subject requests and consents name them."""
-        ids = [SubjectId(kind=SubjectKind.PHONE, value=self.caller.phone)]
-        if self.caller.email:
-            ids.append(SubjectId(kind=SubjectKind.EMAIL, value=self.caller.email))
-        ids.append(SubjectId(kind=SubjectKind.NAME, value=self.caller.name))
-        return ids
+        return subject_ids(phone=self.caller.phone, email=self.caller.email, name=self.caller.name)
 
     def without_recording(self) -> Note:
         """The note once the caller withdrew their recording consent (R-REC-1): the
@@ -114,6 +112,20 @@ PERSONAL_FIELDS = (
     "duration_seconds",
 )
 """What a deleted note no longer holds; its tombstone keeps only ids and times."""
+
+
+def stored_caller_ids(note: Mapping[str, Any]) -> list[SubjectId]:
+    """The identifiers of a stored note's caller (none for a deleted note's tombstone)."""
+    caller = note.get("caller") or {}
+    return subject_ids(
+        phone=caller.get("phone"), email=caller.get("email"), name=caller.get("name")
+    )
+
+
+def withheld(note: Mapping[str, Any]) -> dict[str, Any]:
+    """A note whose caller restricted the processing of their data (R-DSR-18): it is kept,
+    and shown to the client as having been taken, without anything it holds about them."""
+    return {k: v for k, v in note.items() if k not in PERSONAL_FIELDS} | {"restricted": True}
 
 
 @dataclass(frozen=True, slots=True)

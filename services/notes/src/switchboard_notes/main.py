@@ -42,6 +42,7 @@ def create_app(settings: NotesSettings | None = None) -> FastAPI:
             repository,
             events_written=rt.notify_outbox,
             recording_withdrawn=participant.recording_withdrawn,
+            restricted_subjects=participant.restricted_subjects,
         )
         app.state.note_cursors = rt.cursors("notes")
 

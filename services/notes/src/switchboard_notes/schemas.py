@@ -23,8 +23,14 @@ class NotePublic(BaseModel):
     call_id: str
     tenant_id: str
     agent_id: str
-    caller: Caller
-    concern: str
+    restricted: bool = Field(
+        default=False,
+        description="The caller restricted the processing of their data (Art. 18 GDPR, "
+        "R-DSR-18): the note is kept, and shown without caller, concern, contact person, "
+        "recording, numbers and duration until the restriction is lifted",
+    )
+    caller: Caller | None = Field(default=None, description="Absent only on a restricted note")
+    concern: str | None = Field(default=None, description="Absent only on a restricted note")
     contact_person: str | None = None
     started_at: UtcTime
     duration_seconds: int | None = None

@@ -12,8 +12,17 @@ from switchboard_contracts.notes import NoteCreated, NoteDeleted, NoteRated
 from switchboard_platform.errors import NotFound
 from switchboard_platform.flows import CAPTURE_TO_NOTE, observe_flow
 from switchboard_platform.mongo import Document
+from switchboard_platform.subjects import Restricted
 
-from .domain import AgentRatings, Deletion, Note, NoteFilter, Rating
+from .domain import (
+    AgentRatings,
+    Deletion,
+    Note,
+    NoteFilter,
+    Rating,
+    stored_caller_ids,
+    withheld,
+)
 from .repository import NotesRepository
 
 SOURCE = "/switchboard/notes"
@@ -21,6 +30,15 @@ Clock = Callable[[], datetime]
 RecordingWithdrawn = Callable[[str, Iterable[SubjectId], str, datetime], Awaitable[bool]]
 """Whether the caller withdrew the consent to a call's recording (tenant, caller, call id,
 start): the retention participant's `recording_withdrawn`."""
+
+
+RestrictedSubjects = Callable[[str], Awaitable[Restricted]]
+"""The subjects whose processing a tenant must not do now (R-DSR-18): the retention
+participant's `restricted_subjects`."""
+
+
+async def _nobody_restricted(tenant_id: str) -> Restricted:
+    return Restricted()
 
 
 async def _never_withdrawn(
@@ -62,11 +80,13 @@ class NotesService:
         events_written: Callable[[], None] = lambda: None,
         clock: Clock = _utcnow,
         recording_withdrawn: RecordingWithdrawn = _never_withdrawn,
+        restricted_subjects: RestrictedSubjects = _nobody_restricted,
     ) -> None:
         self._repo = repository
         self._events_written = events_written
         self._clock = clock
         self._recording_withdrawn = recording_withdrawn
+        self._restricted = restricted_subjects
 
     async def record_call(self, event: Event[CallReceived]) -> bool:
         """Store the note of a received call exactly once; True if it is new.
@@ -94,19 +114,34 @@ class NotesService:
         )
 
     async def get(self, tenant_id: str, note_id: str) -> Document:
-        """One live note of the tenant, or NotFound."""
+        """One live note of the tenant (withheld if its caller restricted processing), or
+        NotFound."""
         doc = await self._repo.get(tenant_id, note_id)
         if doc is None:
             raise NotFound("note not found")
-        return doc
+        restricted = await self._restricted(tenant_id)
+        return withheld(doc) if restricted.covers(stored_caller_ids(doc)) else doc
 
     async def list_notes(
         self, query: NoteFilter
     ) -> tuple[list[Document], tuple[datetime, str] | None]:
-        """A page of notes and the position after its last one (None on the last page)."""
+        """A page of notes and the position after its last one (None on the last page).
+
+        Notes of a caller who restricted processing (R-DSR-18) are withheld; a search by
+        contact person or text leaves them out, since it looked into what they hold.
+        """
         docs = await self._repo.page(query)
         more = len(docs) == query.limit
-        return docs, (self._repo.cursor_position(docs[-1]) if more else None)
+        position = self._repo.cursor_position(docs[-1]) if more else None
+        restricted = await self._restricted(query.tenant_id)
+        searched = query.text is not None or query.contact_person is not None
+        shown = []
+        for doc in docs:
+            if not restricted.covers(stored_caller_ids(doc)):
+                shown.append(doc)
+            elif not searched:
+                shown.append(withheld(doc))
+        return shown, position
 
     async def delete(self, tenant_id: str, note_id: str, deleted_by: str) -> None:
         """Remove a note (R-NOTE-2): personal data goes, `note.deleted` announces it."""
