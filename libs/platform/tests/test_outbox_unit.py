@@ -333,3 +333,21 @@ async def test_a_replica_restarted_after_a_crash_takes_its_relay_lease_back_at_o
     assert not await standby.acquire()
     stateless = RelayLease(db, ttl_s=60.0, owner=replica_lease_owner(None))  # type: ignore[arg-type]
     assert not await stateless.acquire()  # without a state dir a restart waits it out
+
+
+async def test_a_relay_stopping_without_its_database_stops_without_waiting_its_flush_deadline(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The events are stored in the database: without it there is nothing to flush, so a
+    stop (a rolling update during a database outage) ends instead of waiting the deadline."""
+    db = FakeDatabase()
+    await db.a.insert_one(with_outbox({"_id": 1}, [_rated("t1")]))
+    relay = _relay(db, FakeBroker())
+    relay.start()
+    await asyncio.sleep(0.05)
+    db.unreachable = True  # the outage
+    with caplog.at_level("WARNING", logger="switchboard_platform.outbox_relay"):
+        await relay.stop(flush_timeout_s=120)
+    messages = [r.getMessage() for r in caplog.records]
+    assert "outbox relay stopped without its database; events stay stored" in messages
+    assert not [m for m in messages if "did not flush in time" in m]

@@ -35,7 +35,7 @@ from typing import Any
 from aiokafka.errors import InvalidTopicError, MessageSizeTooLargeError
 from opentelemetry import context as otel_context
 from opentelemetry import propagate
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from .background import stop_requested
 from .kafka import Publisher
@@ -123,6 +123,9 @@ class RelayLease:
         await self._leases.delete_one({"_id": "relay", "owner": self.owner})
 
 
+RELEASE_TIMEOUT_S = 1.0
+"""How long a stopping relay tries to hand its lease on before leaving it to expire."""
+
 UNREAD_COUNT_INTERVAL_S = 1.0
 """How often a relay working off a backlog counts what it has not read yet (the gauge)."""
 
@@ -198,8 +201,10 @@ class OutboxRelay:
                 await asyncio.wait_for(task, flush_timeout_s)
             except TimeoutError:
                 log.warning("outbox relay did not flush in time; pending events stay stored")
+        # bounded: without the database the lease expires on its own (ttl_s)
         with contextlib.suppress(Exception):
-            await self.lease.release()
+            async with asyncio.timeout(RELEASE_TIMEOUT_S):
+                await self.lease.release()
         OUTBOX_RELAY_ACTIVE.labels(service=self._service).set(0)
 
     def info(self) -> dict[str, Any]:
@@ -238,6 +243,11 @@ class OutboxRelay:
                     raise asyncio.CancelledError from exc
                 self.healthy = False
                 OUTBOX_PUBLISH_FAILURES.labels(service=self._service).inc()
+                if self._stopping and isinstance(exc, PyMongoError):
+                    # the events are in the database: without it there is nothing to flush,
+                    # and the next relay publishes them; a stop need not wait its deadline
+                    log.warning("outbox relay stopped without its database; events stay stored")
+                    return
                 log.warning("outbox relay failed; retrying in %.1fs", backoff, exc_info=True)
                 # stopping: keep trying until stop()'s flush deadline ends the task
                 await asyncio.sleep(min(backoff, 0.5) if self._stopping else backoff)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import mongomock
+from pymongo.errors import AutoReconnect
 
 
 class _AsyncCursor:
@@ -57,17 +58,25 @@ class BulkResult:
 class FakeCollection:
     """A mongomock collection behind PyMongo's async method names."""
 
-    def __init__(self, collection: Any) -> None:
+    def __init__(self, collection: Any, database: FakeDatabase) -> None:
         self._collection = collection
+        self._database = database
+
+    def _reachable(self) -> None:
+        if self._database.unreachable:
+            raise AutoReconnect("fake database: connection closed")
 
     def find(self, *args: Any, **kwargs: Any) -> _AsyncCursor:
+        self._reachable()
         return _AsyncCursor(self._collection.find(*args, **kwargs))
 
     async def aggregate(self, pipeline: list[dict[str, Any]]) -> _AsyncCursor:
+        self._reachable()
         return _AsyncCursor(self._collection.aggregate(pipeline))
 
     async def bulk_write(self, requests: list[Any], ordered: bool = True) -> BulkResult:
         """UpdateOne/InsertOne/DeleteOne one by one (mongomock's bulk API lags PyMongo's)."""
+        self._reachable()
         result = BulkResult()
         for request in requests:
             await asyncio.sleep(0)
@@ -92,6 +101,7 @@ class FakeCollection:
 
         async def call(*args: Any, **kwargs: Any) -> Any:
             await asyncio.sleep(0)
+            self._reachable()
             return method(*args, **kwargs)
 
         return call
@@ -102,9 +112,11 @@ class FakeDatabase:
 
     def __init__(self, name: str = "test") -> None:
         self._db: Any = mongomock.MongoClient(tz_aware=True)[name]
+        self.unreachable = False
+        """Set to make every operation fail as PyMongo's do while the server is away."""
 
     def __getitem__(self, name: str) -> FakeCollection:
-        return FakeCollection(self._db[name])
+        return FakeCollection(self._db[name], self)
 
     def __getattr__(self, name: str) -> FakeCollection:
         return self[name]
