@@ -352,6 +352,9 @@ def add_parser(subparsers: SubParsers, name: str) -> argparse.ArgumentParser:
         help="the dev runner's data folder (default: SWITCHBOARD_DEV_DATA_DIR or .data)",
     )
     parser.add_argument("--width", type=int, default=30, help="width of the timeline column")
+    parser.add_argument(
+        "--last", type=int, default=20, help="how many recent calls' traces to list (default 20)"
+    )
     return parser
 
 
@@ -372,7 +375,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"no spans in {folder}: is `switchboard dev` running with tracing on?")
         return 1
     if args.call is None:
-        print("\n".join(recent_traces(spans)) or "no call's trace stored yet")
+        print("\n".join(recent_traces(spans, args.last)) or "no call's trace stored yet")
         return 0
     trace_id = find_trace(spans, args.call)
     if trace_id is None:
