@@ -264,6 +264,35 @@ CASES: tuple[AlertCase, ...] = (
         "one dropped document fires for its collection; a collection at 0 stays quiet",
     ),
     AlertCase(
+        "SwitchboardAuthRefusalsBurst",
+        {
+            _s(
+                "switchboard_http_requests_total",
+                service="notes",
+                method="GET",
+                route="/v1/notes",
+                status="401",
+            ): "0+120x20",
+            _s(
+                "switchboard_http_requests_total",
+                service="intake",
+                method="POST",
+                route="/v1/calls",
+                status="403",
+            ): "0+30x20",
+            _s(
+                "switchboard_http_requests_total",
+                service="notify",
+                method="GET",
+                route="/v1/deliveries",
+                status="200",
+            ): "0+600x20",
+        },
+        "15m",
+        ({"service": "notes"},),
+        "two refusals a second for 15 minutes fire; one every two seconds, or none, stays quiet",
+    ),
+    AlertCase(
         "SwitchboardReceiptChainBroken",
         {_s("switchboard_retention_receipt_chain_valid", job="retention"): "1 1 0 0"},
         "3m",
