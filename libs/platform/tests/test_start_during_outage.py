@@ -66,6 +66,13 @@ async def test_started_without_mongodb_it_serves_health_and_gets_ready_when_mong
         assert (await client.get("/healthz")).status_code == 200
         reply = await client.get("/readyz", params={"scope": "http"})
         assert reply.status_code == 503
+        # what is missing is MongoDB, and /readyz says so: Kafka is reached meanwhile
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        while (checks := (await client.get("/readyz")).json()["checks"])["kafka"] != "ok":
+            assert loop.time() < deadline, checks
+            await asyncio.sleep(0.2)
+        assert checks["mongodb"] != "ok"
         mongo = EmbeddedMongo(port=port)
         await asyncio.to_thread(mongo.start)
         try:

@@ -228,13 +228,30 @@ class ServiceRuntime:
             log.info("service stopped", extra={"service_name": self.name})
 
     async def _bring_up(self) -> None:
-        """Indexes, then the relay and consumers, then the producer; each retried until up.
+        """The producer, and beside it the indexes, then the relay and consumers; each
+        retried until up.
 
-        The HTTP API serves meanwhile (`/healthz` at once; `/readyz` says what is missing),
-        so a service restarted during a Kafka or MongoDB outage waits instead of crashing.
-        Consumers and the relay start only once the indexes exist: a unique index is what
-        makes a redelivered event change nothing.
+        The HTTP API serves meanwhile (`/healthz` at once; `/readyz` says what is missing:
+        the producer connects whether or not MongoDB is there, so a MongoDB outage does not
+        read as a Kafka one), so a service restarted during a Kafka or MongoDB outage waits
+        instead of crashing. Consumers and the relay start only once the indexes exist: a
+        unique index is what makes a redelivered event change nothing.
         """
+        producer = asyncio.create_task(
+            _until_done("connecting to Kafka", self.broker.start), name=f"{self.name}:producer"
+        )
+        try:
+            await self._bring_up_consumers()
+            await producer
+        finally:
+            if not producer.done():
+                producer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await producer
+        self._dead_letter_depth.start()
+        log.info("service started", extra={"service_name": self.name})
+
+    async def _bring_up_consumers(self) -> None:
         await _until_done("creating indexes", lambda: ensure_indexes(self.db, self._indexes))
         self._indexed = True
         if self._outbox_collections:
@@ -262,9 +279,6 @@ class ServiceRuntime:
             )
             await consumer.start()  # joins in the background
             self._consumers.append(consumer)
-        await _until_done("connecting to Kafka", self.broker.start)
-        self._dead_letter_depth.start()
-        log.info("service started", extra={"service_name": self.name})
 
     def create_app(
         self,
