@@ -139,9 +139,8 @@ def test_on_the_embedded_broker_services_get_a_short_session_and_a_state_dir(
     assert other.env["SWITCHBOARD_STATE_DIR"] == str(tmp_path / "state" / "intake")
 
 
-def test_dev_runs_embedded_servers_and_services_and_sigterm_leaves_no_orphans(
-    tmp_path: Path,
-) -> None:
+def _start_runner(tmp_path: Path) -> tuple[subprocess.Popen[str], int, int, int]:
+    """The real CLI's `dev` with the stand-in service, on free ports; its ports."""
     package = tmp_path / "fake_service"
     package.mkdir()
     (package / "__init__.py").write_text("")
@@ -165,6 +164,13 @@ def test_dev_runs_embedded_servers_and_services_and_sigterm_leaves_no_orphans(
         text=True,
         env=env,
     )
+    return proc, kafka_port, mongo_port, service_port
+
+
+def test_dev_runs_embedded_servers_and_services_and_sigterm_leaves_no_orphans(
+    tmp_path: Path,
+) -> None:
+    proc, kafka_port, mongo_port, service_port = _start_runner(tmp_path)
     try:
         lines = _read_until(proc, "fake | ENV ")
         got = json.loads(lines[-1].split("fake | ENV ", 1)[1])
@@ -192,3 +198,25 @@ def test_dev_runs_embedded_servers_and_services_and_sigterm_leaves_no_orphans(
             proc.wait()
     assert not [pid for pid in family if _alive(pid)]
     assert (tmp_path / "data" / "mongo").is_dir()
+
+
+def test_dev_stops_the_suite_and_says_why_when_its_embedded_broker_dies(
+    tmp_path: Path,
+) -> None:
+    """The services would wait for it, not ready; an empty broker started again would not
+    match their read positions. The runner says which server died and stops, exit 1."""
+    proc, *_ = _start_runner(tmp_path)
+    try:
+        _read_until(proc, "fake | ENV ")
+        family = _descendants(proc.pid)
+        tansu = [p for p in family if b"tansu" in Path(f"/proc/{p}/cmdline").read_bytes()]
+        assert len(tansu) == 1
+        os.kill(tansu[0], signal.SIGKILL)
+        lines = _read_until(proc, "the embedded tansu exited")
+        assert "start `make dev` again" in lines[-1]
+        assert proc.wait(timeout=20) == 1
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert not [pid for pid in family if _alive(pid)]

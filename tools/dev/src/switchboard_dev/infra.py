@@ -26,6 +26,8 @@ class Endpoints:
     """Where every service sends its traces: the runner's own OTLP receiver, when started."""
     kafka_env: Mapping[str, str] = field(default_factory=dict)
     """Consumer settings for the embedded broker, when it was started."""
+    embedded: tuple[EmbeddedKafka | EmbeddedMongo, ...] = ()
+    """The embedded servers started here, which the runner watches."""
 
 
 EMBEDDED_KAFKA_ENV = {"KAFKA_SESSION_TIMEOUT_MS": "2000"}
@@ -47,10 +49,12 @@ def dev_servers(
     with ExitStack() as stack:
         kafka = settings.kafka_bootstrap_servers
         kafka_env: Mapping[str, str] = {}
+        embedded: list[EmbeddedKafka | EmbeddedMongo] = []
         if kafka is None:
             kafka_env = EMBEDDED_KAFKA_ENV
             broker = EmbeddedKafka(port=settings.kafka_port, workdir=data_dir / "run")
             kafka = stack.enter_context(broker).bootstrap_servers
+            embedded.append(broker)
             say(f"Kafka    {kafka}  embedded Tansu, in memory: empty at every start")
         else:
             say(f"Kafka    {kafka}  from KAFKA_BOOTSTRAP_SERVERS")
@@ -60,6 +64,7 @@ def dev_servers(
                 port=settings.mongo_port, data_dir=data_dir / "mongo", workdir=data_dir / "run"
             )
             mongodb = stack.enter_context(server).url
+            embedded.append(server)
             say(f"MongoDB  {mongodb}  embedded nx-27017, data in {data_dir / 'mongo'}")
         else:
             say("MongoDB  from MONGODB_URL")
@@ -74,7 +79,7 @@ def dev_servers(
         telemetry_env = _trace_receiver(
             stack, os.environ if env is None else env, settings, data_dir, say
         )
-        yield Endpoints(kafka, mongodb, notify_env, telemetry_env, kafka_env)
+        yield Endpoints(kafka, mongodb, notify_env, telemetry_env, kafka_env, tuple(embedded))
 
 
 def _trace_receiver(

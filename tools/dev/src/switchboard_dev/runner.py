@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 import sys
@@ -127,8 +128,34 @@ async def _supervise(endpoints: Endpoints, grace: float, data_dir: Path) -> int:
         children.append(service_child(service, endpoints, dev_env(data_dir)))
         _say(f"{service.name:<8} http://{HOST}:{service_port(service, os.environ)}/docs")
     _say("Ctrl-C stops everything")
-    await Supervisor(children, grace=grace).run(stop)
-    return 0
+    lost: list[str] = []
+    watch = asyncio.create_task(_watch_embedded(endpoints, stop, lost))
+    try:
+        await Supervisor(children, grace=grace).run(stop)
+    finally:
+        watch.cancel()
+    return 1 if lost else 0
+
+
+WATCH_INTERVAL_S = 1.0
+
+
+async def _watch_embedded(endpoints: Endpoints, stop: asyncio.Event, lost: list[str]) -> None:
+    """Stop the suite, saying why, when an embedded server dies: the services would only
+    wait for it, not ready, and Tansu keeps its topics in memory, so a broker started again
+    would be an empty one that the services' read positions no longer match."""
+    while not stop.is_set():
+        for server in endpoints.embedded:
+            if not server.running:
+                lost.append(server.name)
+                _say(
+                    f"the embedded {server.name} exited (log {server.log_path}); stopping the "
+                    "services: start `make dev` again"
+                )
+                stop.set()
+                return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), WATCH_INTERVAL_S)
 
 
 def dev_env(data_dir: Path) -> dict[str, str]:
