@@ -573,6 +573,29 @@ async def test_r_dsr_16_rectification_applies_the_fields_held_here(
     assert answer.data.counts[0].count == 1
     assert "corrected: name" in answer.data.remarks
     assert "company" in answer.data.remarks
+    assert "not corrected by this answer" not in answer.data.remarks
+
+
+async def test_r_dsr_16_a_rectification_names_what_already_left_for_recipients(
+    db: MongoDatabase,
+) -> None:
+    """Art. 19: what a service passed on (a CRM's records, mails sent) keeps the old values;
+    the answer says so when it corrected something, so the operator can tell the recipient."""
+    inventory = replace(INVENTORY, passed_on="records already in the client's CRM")
+    participant = RetentionParticipant(inventory)
+    participant.use(db)
+    phone = _phone()
+    await db.calls.insert_one(_call("t1", phone, 1))
+    fix = (Correction(field="name", value="Erika Muster-Korrekt"),)
+    for who in (phone, _phone()):  # the second finds nothing to correct
+        await participant.on_dsr_requested(
+            _dsr(DataSubjectRight.RECTIFICATION, SubjectId(kind=PHONE, value=who), corrections=fix)
+        )
+    corrected, untouched = sorted(await _answers(db), key=lambda e: len(e.data.counts))[::-1]
+    assert corrected.data.remarks.endswith(
+        "not corrected by this answer: records already in the client's CRM"
+    )
+    assert "not corrected" not in untouched.data.remarks
 
 
 async def test_r_dsr_18_and_21_restriction_and_objection_are_recorded_until_lifted(

@@ -202,6 +202,10 @@ class Inventory:
     collections: tuple[PersonalData, ...]
     legal_basis: str = "Art. 6(1)(b) and Art. 28 GDPR: processing on the client's instruction"
     """The basis the service processes on, named in its answer to an objection (Art. 21)."""
+    passed_on: str = ""
+    """What of the data already left the service for recipients that a correction here does
+    not reach, e.g. records created in the client's CRM: a rectification's answer names it,
+    so the operator can tell the recipient (Art. 19 GDPR)."""
     answers_collection: str = "retention_answers"
     restrictions_collection: str = "dsr_restrictions"
     chunk: int = 2000
@@ -1028,6 +1032,8 @@ class RetentionParticipant:
         remarks = [f"corrected: {', '.join(sorted(applied)) or 'nothing'}"]
         if ignored:
             remarks.append(f"not held here: {', '.join(ignored)}")
+        if tally and self.inventory.passed_on:
+            remarks.append(f"not corrected by this answer: {self.inventory.passed_on}")
         if not request.corrections:
             remarks = ["no structured corrections given; an operator applies the request's details"]
         return _Answer((), _counts(tally), "; ".join(remarks))

@@ -90,6 +90,9 @@ DELETION_TOMBSTONES = PersonalData(
 )
 INVENTORY = Inventory(
     service="crm-sync",
+    passed_on="call records and contacts already created in the client's CRM keep the old "
+    "values; pending transfers carry the corrected ones. Ask the client to correct them "
+    "there (Art. 19 GDPR)",
     collections=(
         TRANSFER_LOG,
         CRM_RECORDS,

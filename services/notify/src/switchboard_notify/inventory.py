@@ -120,5 +120,7 @@ RECIPIENT_LISTS = PersonalData(
 )
 INVENTORY = Inventory(
     service="notify",
+    passed_on="e-mails and SMS already sent keep the old values; deliveries still pending "
+    "carry the corrected ones. Tell the recipients if the error matters (Art. 19 GDPR)",
     collections=(NOTE_COPIES, DELIVERY_LEDGER, CONSENT_REGISTRY, RECIPIENT_LISTS),
 )
