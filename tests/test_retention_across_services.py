@@ -443,6 +443,9 @@ async def test_r_dsr_18_a_restriction_stops_the_callers_e_mail_and_crm_transfer_
     )
     found = await suite.notes.get("/v1/notes", headers=client, params={"q": restricted.name})
     assert found.json()["items"] == []
+    kept = await suite.notes.delete(f"/v1/notes/{stopped}", headers=client)
+    assert kept.status_code == 409, kept.text
+    assert "restricted" in kept.json()["detail"]
 
     lift = await suite.retention.post(f"/v1/dsr/{request['id']}/lift", headers=OPERATOR)
     assert lift.status_code == 200, lift.text
@@ -456,6 +459,8 @@ async def test_r_dsr_18_a_restriction_stops_the_callers_e_mail_and_crm_transfer_
     await _sent_and_synced(suite, again)
     one = (await suite.notes.get(f"/v1/notes/{stopped}", headers=client)).json()
     assert (one["restricted"], one["caller"]["phone"]) == (False, restricted.phone)
+    deleted = await suite.notes.delete(f"/v1/notes/{stopped}", headers=client)
+    assert deleted.status_code == 204, deleted.text
     assert restricted.phone in repr(suite.hubspot.contacts)
     assert any(restricted.name in m.text() for m in suite.smtp.sink.to(recipient))
 

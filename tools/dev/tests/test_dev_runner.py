@@ -139,6 +139,13 @@ def test_on_the_embedded_broker_services_get_a_short_session_and_a_state_dir(
     assert other.env["SWITCHBOARD_STATE_DIR"] == str(tmp_path / "state" / "intake")
 
 
+def _cmdline(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:  # exited meanwhile
+        return b""
+
+
 def _start_runner(tmp_path: Path) -> tuple[subprocess.Popen[str], int, int, int]:
     """The real CLI's `dev` with the stand-in service, on free ports; its ports."""
     package = tmp_path / "fake_service"
@@ -209,7 +216,7 @@ def test_dev_stops_the_suite_and_says_why_when_its_embedded_broker_dies(
     try:
         _read_until(proc, "fake | ENV ")
         family = _descendants(proc.pid)
-        tansu = [p for p in family if b"tansu" in Path(f"/proc/{p}/cmdline").read_bytes()]
+        tansu = [p for p in family if b"tansu" in _cmdline(p)]
         assert len(tansu) == 1
         os.kill(tansu[0], signal.SIGKILL)
         lines = _read_until(proc, "the embedded tansu exited")

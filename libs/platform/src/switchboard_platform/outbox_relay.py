@@ -35,7 +35,7 @@ from typing import Any
 from aiokafka.errors import InvalidTopicError, MessageSizeTooLargeError
 from opentelemetry import context as otel_context
 from opentelemetry import propagate
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import ConnectionFailure, DuplicateKeyError
 
 from .background import stop_requested
 from .kafka import Publisher
@@ -243,7 +243,7 @@ class OutboxRelay:
                     raise asyncio.CancelledError from exc
                 self.healthy = False
                 OUTBOX_PUBLISH_FAILURES.labels(service=self._service).inc()
-                if self._stopping and isinstance(exc, PyMongoError):
+                if self._stopping and isinstance(exc, ConnectionFailure):
                     # the events are in the database: without it there is nothing to flush,
                     # and the next relay publishes them; a stop need not wait its deadline
                     log.warning("outbox relay stopped without its database; events stay stored")

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 from switchboard_contracts.common import SubjectId, SubjectKind
 
-__all__ = ["Restricted", "subject_ids", "subject_key"]
+__all__ = [
+    "RecordingWithdrawn",
+    "Restricted",
+    "RestrictedSubjects",
+    "never_withdrawn",
+    "nobody_restricted",
+    "subject_ids",
+    "subject_key",
+]
 
 
 def subject_ids(
@@ -37,3 +46,24 @@ class Restricted:
     def covers(self, identifiers: Iterable[SubjectId]) -> bool:
         """Whether any of one person's `identifiers` is restricted."""
         return bool(self.keys) and any(subject_key(i) in self.keys for i in identifiers)
+
+
+RestrictedSubjects = Callable[[str], Awaitable[Restricted]]
+"""The subjects whose processing a tenant must not do now (R-DSR-18): the retention
+participant's `restricted_subjects`."""
+
+RecordingWithdrawn = Callable[[str, Iterable[SubjectId], str, datetime], Awaitable[bool]]
+"""Whether the caller withdrew the consent to a call's recording (tenant, the caller's
+identifiers, call id, the call's start): the retention participant's `recording_withdrawn`."""
+
+
+async def nobody_restricted(tenant_id: str) -> Restricted:
+    """A `RestrictedSubjects` for a service (or test) without a participant."""
+    return Restricted()
+
+
+async def never_withdrawn(
+    tenant_id: str, caller: Iterable[SubjectId], call_id: str, started_at: datetime
+) -> bool:
+    """A `RecordingWithdrawn` for a service (or test) without a participant."""
+    return False

@@ -130,6 +130,14 @@ def check_retry(stored: StoredCall, retry: RetryKey) -> Call:
     return stored.call
 
 
+def without_recording(call: Call) -> Call:
+    """The call once the caller withdrew their recording consent (R-REC-1): the reference
+    to the recording goes, the record that consent was given during the call stays."""
+    if call.recording is None:
+        return call
+    return call.model_copy(update={"recording": call.recording.model_copy(update={"url": None})})
+
+
 def check_details(details: CallDetails, received_at: datetime) -> None:
     """Refuse a recording without consent (R-REC-1) and a call that starts in the future."""
     recording = details.recording

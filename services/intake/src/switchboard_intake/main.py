@@ -12,6 +12,7 @@ from switchboard_contracts.tenants import TenantChanged
 from switchboard_platform.outbox import OutboxStore
 from switchboard_platform.retention_participant import RetentionParticipant
 from switchboard_platform.runtime import ServiceRuntime
+from switchboard_platform.subjects import never_withdrawn
 
 from . import api
 from .backpressure import DownstreamLag
@@ -59,6 +60,11 @@ def create_app(settings: IntakeSettings | None = None) -> FastAPI:
             recording_notice_version=settings.recording_notice_version,
             idempotency_ttl=timedelta(seconds=settings.idempotency_ttl_s),
             tenant_cache_s=settings.tenant_cache_s,
+            recording_withdrawn=(
+                participant.recording_withdrawn
+                if settings.retention_participant
+                else never_withdrawn
+            ),
         )
 
     app = runtime.create_app(

@@ -147,6 +147,12 @@ class IntakeRepository:
             as_utc(expires) if expires is not None else None,
         )
 
+    async def drop_recording(self, tenant_id: str, call_id: str) -> None:
+        """Remove the reference to the call's recording (R-REC-1)."""
+        await self._calls.update_one(
+            scoped(tenant_id, {"_id": call_id}), {"$unset": {"recording.url": ""}}
+        )
+
     async def forget_call(self, tenant_id: str, call_id: str, at: datetime) -> bool:
         """Drop what the call record holds of the caller (its note was deleted); False if
         there is no such call of this tenant, or it was forgotten before."""

@@ -13,6 +13,7 @@ from typing import Any
 
 from switchboard_contracts.notes import NoteDeleted
 from switchboard_platform.errors import Conflict, NotFound, Unprocessable
+from switchboard_platform.subjects import RecordingWithdrawn, never_withdrawn, subject_ids
 
 from . import calls, tenants
 from .calls import Call, CallDetails
@@ -38,8 +39,10 @@ class IntakeService:
         clock: Callable[[], datetime] = utc_now,
         idempotency_ttl: timedelta = timedelta(hours=24),
         tenant_cache_s: float = 5.0,
+        recording_withdrawn: RecordingWithdrawn = never_withdrawn,
     ) -> None:
         self._repository = repository
+        self._recording_withdrawn = recording_withdrawn
         self._events_written = events_written
         self._notice_version = recording_notice_version
         self._clock = clock
@@ -120,6 +123,8 @@ class IntakeService:
             dialed_number=dialed_number,
             received_at=received_at,
         )
+        if await self._withdrawn(call):  # R-REC-1: withdrawn before the call was captured
+            call = calls.without_recording(call)
         events = [calls.received_event(call), *calls.consent_events(call, self._notice_version)]
         stored = await self._repository.insert_call(call, events, retry)
         if stored is None:  # the same key won a race meanwhile
@@ -129,7 +134,20 @@ class IntakeService:
                 raise Conflict("the Idempotency-Key is in use; try again")
             return first
         self._events_written(CALLS)
+        if await self._withdrawn(call):  # kept between the check and the insert
+            await self._repository.drop_recording(call.tenant_id, call.call_id)
+            call = calls.without_recording(call)
         return call
+
+    async def _withdrawn(self, call: Call) -> bool:
+        if call.recording is None or not call.recording.url:
+            return False
+        caller = subject_ids(
+            phone=call.caller.phone, email=call.caller.email, name=call.caller.name
+        )
+        return await self._recording_withdrawn(
+            call.tenant_id, caller, call.call_id, call.started_at
+        )
 
     async def forget_call(self, deletion: NoteDeleted) -> None:
         """The client deleted the call's note: the call record keeps no copy (R-NOTE-2)."""

@@ -85,9 +85,15 @@ async def get_note(note_id: ResourceId, principal: Client, service: Service) -> 
     return NotePublic.from_document(await service.get(_tenant(principal), note_id))
 
 
-@router.delete("/notes/{note_id}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a note")
+@router.delete(
+    "/notes/{note_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Delete a note",
+    responses={409: {"description": "The caller restricted processing (R-DSR-18): kept"}},
+)
 async def delete_note(note_id: ResourceId, principal: Client, service: Service) -> Response:
-    """Delete a note of the caller's tenant (R-NOTE-2)."""
+    """Delete a note of the caller's tenant (R-NOTE-2); a restricted caller's note is kept
+    until the restriction is lifted (409)."""
     await service.delete(_tenant(principal), note_id, deleted_by=principal.sub)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 

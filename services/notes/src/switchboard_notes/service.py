@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from switchboard_contracts import Event, make_event
 from switchboard_contracts.calls import CallReceived
-from switchboard_contracts.common import SubjectId
 from switchboard_contracts.notes import NoteCreated, NoteDeleted, NoteRated
-from switchboard_platform.errors import NotFound
+from switchboard_platform.errors import Conflict, NotFound
 from switchboard_platform.flows import CAPTURE_TO_NOTE, observe_flow
 from switchboard_platform.mongo import Document
-from switchboard_platform.subjects import Restricted
+from switchboard_platform.subjects import (
+    RecordingWithdrawn,
+    RestrictedSubjects,
+    never_withdrawn,
+    nobody_restricted,
+)
 
 from .domain import (
     AgentRatings,
@@ -27,24 +31,6 @@ from .repository import NotesRepository
 
 SOURCE = "/switchboard/notes"
 Clock = Callable[[], datetime]
-RecordingWithdrawn = Callable[[str, Iterable[SubjectId], str, datetime], Awaitable[bool]]
-"""Whether the caller withdrew the consent to a call's recording (tenant, caller, call id,
-start): the retention participant's `recording_withdrawn`."""
-
-
-RestrictedSubjects = Callable[[str], Awaitable[Restricted]]
-"""The subjects whose processing a tenant must not do now (R-DSR-18): the retention
-participant's `restricted_subjects`."""
-
-
-async def _nobody_restricted(tenant_id: str) -> Restricted:
-    return Restricted()
-
-
-async def _never_withdrawn(
-    tenant_id: str, caller: Iterable[SubjectId], call_id: str, started_at: datetime
-) -> bool:
-    return False
 
 
 def _utcnow() -> datetime:
@@ -79,8 +65,8 @@ class NotesService:
         *,
         events_written: Callable[[], None] = lambda: None,
         clock: Clock = _utcnow,
-        recording_withdrawn: RecordingWithdrawn = _never_withdrawn,
-        restricted_subjects: RestrictedSubjects = _nobody_restricted,
+        recording_withdrawn: RecordingWithdrawn = never_withdrawn,
+        restricted_subjects: RestrictedSubjects = nobody_restricted,
     ) -> None:
         self._repo = repository
         self._events_written = events_written
@@ -94,16 +80,19 @@ class NotesService:
         A recording whose consent was withdrawn before the call reached notes (the
         withdrawal travels on another topic) is left out of the note and its event (R-REC-1).
         """
-        note = Note.from_call(event.data, envelope_tenant=event.tenantid, now=self._clock())
-        if await self._withdrawn(note):
-            note = note.without_recording()
+        call = Note.from_call(event.data, envelope_tenant=event.tenantid, now=self._clock())
+        withdrawn = await self._withdrawn(call)
+        note = call.without_recording() if withdrawn else call
         created = await self._repo.insert_new(note, [note_created(note)])
         if created:
             self._events_written()
             observe_flow(CAPTURE_TO_NOTE, event.data.received_at, ended=note.created_at)
-            # a withdrawal kept between the check and the insert found no note to clear
-            if await self._withdrawn(note):
-                await self._repo.drop_recording(note.tenant_id, note.id)
+        # The stored note may still hold the recording: a withdrawal kept between the check
+        # and the insert, or one that a redelivery finds after the first delivery stored the
+        # note. The unset repeats harmlessly. (A `note.created` already written keeps the
+        # reference, as `call.received` does on Kafka; no consumer stores it.)
+        if (withdrawn and not created) or (not withdrawn and await self._withdrawn(call)):
+            await self._repo.drop_recording(note.tenant_id, note.id)
         return created
 
     async def _withdrawn(self, note: Note) -> bool:
@@ -151,6 +140,12 @@ class NotesService:
         existing = await self._repo.get(tenant_id, note_id)
         if existing is None:
             raise NotFound("note not found")
+        if (await self._restricted(tenant_id)).covers(stored_caller_ids(existing)):
+            # Art. 18: a restriction is often asked for instead of erasure, to keep the data
+            raise Conflict(
+                "the caller restricted the processing of their data: the note is kept until "
+                "the restriction is lifted"
+            )
         payload = NoteDeleted(
             note_id=note_id,
             call_id=existing["call_id"],

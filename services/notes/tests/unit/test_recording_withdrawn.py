@@ -18,13 +18,14 @@ NOW = datetime(2026, 11, 29, 9, 0, tzinfo=UTC)
 
 
 class _Repository:
-    def __init__(self) -> None:
+    def __init__(self, *, new: bool = True) -> None:
         self.inserted: list[tuple[Note, Sequence[Event[Any]]]] = []
         self.dropped: list[tuple[str, str]] = []
+        self._new = new
 
     async def insert_new(self, note: Note, events: Sequence[Event[Any]]) -> bool:
         self.inserted.append((note, events))
-        return True
+        return self._new
 
     async def drop_recording(self, tenant_id: str, note_id: str) -> None:
         self.dropped.append((tenant_id, note_id))
@@ -85,3 +86,13 @@ async def test_a_call_without_recording_asks_nothing() -> None:
     assert await service.record_call(_call(url=None))
     assert asked == []
     assert repo.dropped == []
+
+
+async def test_r_rec_1_a_redelivered_call_clears_a_recording_its_first_delivery_left() -> None:
+    """The first delivery stored the note, then failed (a crash, a database blip) before it
+    asked again; the withdrawal had been kept meanwhile. The redelivery clears it."""
+    repo = _Repository(new=False)
+    service, _ = _service(repo, [True, True])
+    assert not await service.record_call(_call())
+    [(note, _)] = repo.inserted
+    assert repo.dropped == [("t1", note.id)]
