@@ -27,13 +27,9 @@ from aiokafka import AIOKafkaProducer
 from fastapi import FastAPI
 from pymongo import AsyncMongoClient
 
-from switchboard_contracts import Event, encode, make_event
-from switchboard_contracts.common import SubjectId, SubjectKind
+from switchboard_contracts import Event, encode
 from switchboard_contracts.consent import (
     ConsentChanged,
-    ConsentChannel,
-    ConsentMethod,
-    ConsentPurpose,
     ConsentStatus,
 )
 from switchboard_crm_sync.config import CrmSyncSettings
@@ -48,6 +44,7 @@ from switchboard_notify.main import create_app as create_notify
 from switchboard_platform.retention_participant import RetentionParticipant
 from switchboard_platform.subjects import subject_ids
 from switchboard_platform.testing.apps import running_app
+from switchboard_platform.testing.consents import recording_consent
 from switchboard_platform.testing.kafka import produce, start_groups_at_log_end
 from switchboard_platform.testing.pytest_plugin import ServerEndpoints
 from switchboard_platform.testing.settings import service_settings
@@ -556,19 +553,7 @@ async def test_r_rec_1_a_withdrawn_recording_consent_removes_the_callers_recordi
     theirs = await _call(suite, tenant, other, recording=urls[2])
 
     def change(caller: Caller, status: ConsentStatus) -> Event[ConsentChanged]:
-        payload = ConsentChanged(
-            consent_id=uuid.uuid4().hex,
-            tenant_id=tenant,
-            subject=SubjectId(kind=SubjectKind.PHONE, value=caller.phone),
-            purpose=ConsentPurpose.RECORDING,
-            channel=ConsentChannel.NONE,
-            status=status,
-            occurred_at=datetime.now(UTC),
-            method=ConsentMethod.WRITTEN,
-            text_version="recording-notice-de-2024-05",
-            recorded_by="op-7",
-        )
-        return make_event(payload, tenant_id=tenant, source="/switchboard/notify")
+        return recording_consent(tenant, caller.phone, status=status)
 
     granted, withdrawn = (
         change(other, ConsentStatus.GRANTED),

@@ -22,10 +22,6 @@ from switchboard_contracts.categories import DataCategory
 from switchboard_contracts.common import SubjectId, SubjectKind
 from switchboard_contracts.consent import (
     ConsentChanged,
-    ConsentChannel,
-    ConsentMethod,
-    ConsentPurpose,
-    ConsentStatus,
 )
 from switchboard_contracts.dsr import Correction, DataSubjectRight, DsrFragment, DsrRequested
 from switchboard_contracts.retention import (
@@ -48,6 +44,7 @@ from switchboard_platform.retention_participant import (
     Tombstone,
 )
 from switchboard_platform.subjects import subject_ids, subject_key
+from switchboard_platform.testing.consents import recording_consent
 from switchboard_platform.testing.pytest_plugin import ServerEndpoints
 
 NOW = datetime.now(UTC)
@@ -278,11 +275,7 @@ async def test_r_ret_5_a_hold_on_recordings_or_on_the_calls_keeps_the_references
 async def test_r_rec_1_a_withdrawal_naming_a_call_removes_that_recording_in_that_tenant_only(
     db: MongoDatabase,
 ) -> None:
-    calls = replace(
-        CALLS, shorter_lived={DataCategory.RECORDING: ("recording.url",)}, call_field="_id"
-    )
-    participant = RetentionParticipant(Inventory(service="svc", collections=(calls,)))
-    participant.use(db)
+    participant = _recording_participant(db)
     phone = _phone()
 
     def recorded(tenant: str) -> dict[str, Any]:
@@ -291,43 +284,27 @@ async def test_r_rec_1_a_withdrawal_naming_a_call_removes_that_recording_in_that
 
     named, other_call, other_tenant = recorded("t1"), recorded("t1"), recorded("t2")
     await db.calls.insert_many([named, other_call, other_tenant])
-    withdrawal = ConsentChanged(
-        consent_id="c-1",
-        tenant_id="t1",
-        subject=SubjectId(kind=PHONE, value=phone),
-        purpose=ConsentPurpose.RECORDING,
-        channel=ConsentChannel.NONE,
-        status=ConsentStatus.WITHDRAWN,
-        occurred_at=NOW,
-        method=ConsentMethod.WRITTEN,
-        text_version="v1",
-        recorded_by="op",
-        call_id=named["_id"],
-    )
-    await participant.on_consent_changed(make_event(withdrawal, tenant_id="t1", source="/t"))
+    await participant.on_consent_changed(recording_consent("t1", phone, call_id=named["_id"]))
     after = {d["_id"]: d["recording"] async for d in db.calls.find({})}
     assert after[named["_id"]] == {"consent": True}
     assert after[other_call["_id"]] == other_call["recording"]
     assert after[other_tenant["_id"]] == other_tenant["recording"]
 
 
+def _recording_participant(db: MongoDatabase) -> RetentionParticipant:
+    """A participant of calls whose recording references go after 30 days or on withdrawal."""
+    calls = replace(
+        CALLS, shorter_lived={DataCategory.RECORDING: ("recording.url",)}, call_field="_id"
+    )
+    participant = RetentionParticipant(Inventory(service="svc", collections=(calls,)))
+    participant.use(db)
+    return participant
+
+
 def _withdrawal(
     tenant: str, phone: str, *, call_id: str | None = None, at: datetime = NOW
 ) -> Event[ConsentChanged]:
-    change = ConsentChanged(
-        consent_id=f"c-{uuid.uuid4().hex[:8]}",
-        tenant_id=tenant,
-        subject=SubjectId(kind=PHONE, value=phone),
-        purpose=ConsentPurpose.RECORDING,
-        channel=ConsentChannel.NONE,
-        status=ConsentStatus.WITHDRAWN,
-        occurred_at=at,
-        method=ConsentMethod.WRITTEN,
-        text_version="v1",
-        recorded_by="op",
-        call_id=call_id,
-    )
-    return make_event(change, tenant_id=tenant, source="/t")
+    return recording_consent(tenant, phone, call_id=call_id, occurred_at=at)
 
 
 async def test_r_rec_1_a_withdrawal_also_covers_a_call_stored_after_it(
@@ -336,11 +313,7 @@ async def test_r_rec_1_a_withdrawal_also_covers_a_call_stored_after_it(
     """A withdrawal can arrive before the call it concerns (another topic, a lagging
     consumer): the participant keeps it, and the call stored later asks for it. A withdrawal
     covers the caller's calls started until it (or the one call it names), in its tenant."""
-    calls = replace(
-        CALLS, shorter_lived={DataCategory.RECORDING: ("recording.url",)}, call_field="_id"
-    )
-    participant = RetentionParticipant(Inventory(service="svc", collections=(calls,)))
-    participant.use(db)
+    participant = _recording_participant(db)
     phone, named_phone, other_phone = _phone(), _phone(), _phone()
     caller = [SubjectId(kind=PHONE, value=phone), SubjectId(kind=NAME, value="Erika Muster")]
     whole = _withdrawal("t1", phone)

@@ -15,16 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
-from switchboard_contracts import encode, make_event
-from switchboard_contracts.common import SubjectId, SubjectKind
-from switchboard_contracts.consent import (
-    ConsentChanged,
-    ConsentChannel,
-    ConsentMethod,
-    ConsentPurpose,
-    ConsentStatus,
-)
+from switchboard_contracts import encode
 from switchboard_intake.config import IntakeSettings
+from switchboard_platform.testing.consents import recording_consent
 from switchboard_platform.testing.kafka import produce
 from switchboard_platform.testing.pytest_plugin import ServerEndpoints
 from switchboard_platform.testing.topics import collect_events
@@ -48,19 +41,7 @@ async def test_r_rec_1_a_call_captured_after_its_callers_withdrawal_keeps_no_rec
 ) -> None:
     tenant = await create_tenant()
     now = datetime.now(UTC).replace(microsecond=0)
-    withdrawal = ConsentChanged(
-        consent_id=uuid.uuid4().hex,
-        tenant_id=tenant,
-        subject=SubjectId(kind=SubjectKind.PHONE, value=PHONE),
-        purpose=ConsentPurpose.RECORDING,
-        channel=ConsentChannel.NONE,
-        status=ConsentStatus.WITHDRAWN,
-        occurred_at=now - timedelta(minutes=2),
-        method=ConsentMethod.WRITTEN,
-        text_version="recording-notice-de-2024-05",
-        recorded_by="op-7",
-    )
-    event = make_event(withdrawal, tenant_id=tenant, source="/switchboard/notify")
+    event = recording_consent(tenant, PHONE, occurred_at=now - timedelta(minutes=2))
     await produce(servers.kafka_bootstrap_servers, [encode(event)])
     async with asyncio.timeout(30):
         while True:

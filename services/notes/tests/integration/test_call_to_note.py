@@ -11,16 +11,10 @@ from aiokafka import AIOKafkaProducer
 
 from switchboard_contracts import encode, make_event
 from switchboard_contracts.calls import CallReceived, RecordingRef
-from switchboard_contracts.common import Caller, SubjectId, SubjectKind
-from switchboard_contracts.consent import (
-    ConsentChanged,
-    ConsentChannel,
-    ConsentMethod,
-    ConsentPurpose,
-    ConsentStatus,
-)
+from switchboard_contracts.common import Caller
 from switchboard_notes.config import NotesSettings
 from switchboard_platform.mongo import create_mongo_client
+from switchboard_platform.testing.consents import recording_consent
 from switchboard_platform.testing.kafka import produce
 from switchboard_platform.testing.pytest_plugin import ServerEndpoints
 from switchboard_platform.testing.tokens import auth_header
@@ -226,22 +220,8 @@ async def test_r_rec_1_a_withdrawal_that_arrives_before_its_call_keeps_the_recor
     tenant = f"t-{uuid.uuid4().hex[:8]}"
     phone = "+4915211014450"
     now = datetime.now(UTC).replace(microsecond=0)
-    withdrawal = ConsentChanged(
-        consent_id=uuid.uuid4().hex,
-        tenant_id=tenant,
-        subject=SubjectId(kind=SubjectKind.PHONE, value=phone),
-        purpose=ConsentPurpose.RECORDING,
-        channel=ConsentChannel.NONE,
-        status=ConsentStatus.WITHDRAWN,
-        occurred_at=now - timedelta(minutes=2),
-        method=ConsentMethod.WRITTEN,
-        text_version="recording-notice-de-2024-05",
-        recorded_by="op-7",
-    )
-    await produce(
-        servers.kafka_bootstrap_servers,
-        [encode(make_event(withdrawal, tenant_id=tenant, source="/switchboard/notify"))],
-    )
+    withdrawal = recording_consent(tenant, phone, occurred_at=now - timedelta(minutes=2))
+    await produce(servers.kafka_bootstrap_servers, [encode(withdrawal)])
     client = create_mongo_client(notes_settings.mongodb_url, app_name="notes-test")
     try:
         kept = client[notes_settings.mongodb_database].consent_withdrawals
