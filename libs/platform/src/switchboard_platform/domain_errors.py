@@ -17,6 +17,7 @@ __all__ = [
     "NotFound",
     "Unavailable",
     "Unprocessable",
+    "validation_problems",
 ]
 
 
@@ -51,6 +52,20 @@ class FieldProblem:
     kind: str = "value_error"
 
 
+def validation_problems(errors: Iterable[Mapping[str, Any]]) -> list[FieldProblem]:
+    """pydantic's `ValidationError.errors()` as problems: the dotted location (empty for the
+    whole value), the rule's message without pydantic's "Value error, " and its kind. Never
+    the input: a refused value may be a secret or personal data."""
+    return [
+        FieldProblem(
+            ".".join(str(part) for part in error.get("loc", ())),
+            str(error.get("msg", "invalid")).removeprefix("Value error, "),
+            str(error.get("type", "value_error")),
+        )
+        for error in errors
+    ]
+
+
 class InvalidFields(Unprocessable):
     """Several inputs at fault at once, each with its own location and kind (422)."""
 
@@ -62,13 +77,10 @@ class InvalidFields(Unprocessable):
     @classmethod
     def of_validation(cls, errors: Iterable[Mapping[str, Any]], *, under: str) -> InvalidFields:
         """pydantic's `ValidationError.errors()` of a value found at `under` (`body.x`)."""
-        problems = []
-        for error in errors:
-            where = ".".join(str(part) for part in error.get("loc", ()))
-            message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
-            kind = str(error.get("type", "value_error"))
-            problems.append(FieldProblem(f"{under}.{where}" if where else under, message, kind))
-        return cls(problems)
+        return cls(
+            FieldProblem(f"{under}.{p.field}" if p.field else under, p.message, p.kind)
+            for p in validation_problems(errors)
+        )
 
 
 class Unavailable(DomainError):

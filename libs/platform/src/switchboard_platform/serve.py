@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from .domain_errors import validation_problems
 from .logs import configure_logging
 from .settings import ServiceSettings
 
@@ -141,11 +142,9 @@ def refused_settings(read_settings: Callable[[], Any], exc: ValidationError) -> 
             choices = getattr(alias, "choices", None)
             names[name] = str(choices[0]) if choices else (prefix + name).upper()
     problems = []
-    for error in exc.errors(include_url=False, include_input=False):
-        field = ".".join(str(part) for part in error["loc"])
-        variable = names.get(field, field.upper()) if field else ""
-        message = str(error["msg"]).removeprefix("Value error, ")
-        problems.append(f"{variable}: {message}" if variable else message)
+    for problem in validation_problems(exc.errors(include_url=False, include_input=False)):
+        variable = names.get(problem.field, problem.field.upper()) if problem.field else ""
+        problems.append(f"{variable}: {problem.message}" if variable else problem.message)
     return problems
 
 

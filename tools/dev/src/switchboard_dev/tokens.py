@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from switchboard_dev.command import SubParsers
 from switchboard_platform.auth import Role
+from switchboard_platform.domain_errors import validation_problems
 from switchboard_platform.settings import DEV_JWT_SECRET
 
 SECRET_VARIABLE = "SWITCHBOARD_JWT_SECRET"  # noqa: S105 - a variable name, not a secret
@@ -81,10 +82,9 @@ def run(args: argparse.Namespace) -> int:
             ttl_s=args.ttl,
         )
     except ValidationError as exc:
-        for error in exc.errors():
-            field = ".".join(str(part) for part in error["loc"])
-            message = error["msg"].removeprefix("Value error, ")
-            print(f"switchboard token: {f'{field}: ' if field else ''}{message}", file=sys.stderr)
+        for problem in validation_problems(exc.errors(include_input=False)):
+            where = f"{problem.field}: " if problem.field else ""
+            print(f"switchboard token: {where}{problem.message}", file=sys.stderr)
         return 2
     secret = os.environ.get(SECRET_VARIABLE) or DEV_JWT_SECRET
     if secret == DEV_JWT_SECRET:
