@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from switchboard_contracts import Event, make_event
@@ -30,6 +31,8 @@ from .domain import (
 from .repository import NotesRepository
 
 SOURCE = "/switchboard/notes"
+SEARCH_PAGES_READ = 5
+"""How many pages a search reads at most to fill one whose notes a restriction left out."""
 Clock = Callable[[], datetime]
 
 
@@ -117,20 +120,28 @@ class NotesService:
         """A page of notes and the position after its last one (None on the last page).
 
         Notes of a caller who restricted processing (R-DSR-18) are withheld; a search by
-        contact person or text leaves them out, since it looked into what they hold.
+        contact person or text leaves them out, since it looked into what they hold, and
+        reads on (a few pages at most) to fill the page.
         """
-        docs = await self._repo.page(query)
-        more = len(docs) == query.limit
-        position = self._repo.cursor_position(docs[-1]) if more else None
         restricted = await self._restricted(query.tenant_id)
         searched = query.text is not None or query.contact_person is not None
-        shown = []
-        for doc in docs:
-            if not restricted.covers(stored_caller_ids(doc)):
+        shown: list[Document] = []
+        after = query.after
+        for _ in range(SEARCH_PAGES_READ):
+            docs = await self._repo.page(replace(query, after=after))
+            for doc in docs:
+                if restricted.covers(stored_caller_ids(doc)):
+                    if searched:
+                        continue
+                    doc = withheld(doc)
                 shown.append(doc)
-            elif not searched:
-                shown.append(withheld(doc))
-        return shown, position
+                if len(shown) == query.limit:
+                    last = doc is docs[-1] and len(docs) < query.limit
+                    return shown, None if last else self._repo.cursor_position(doc)
+            if len(docs) < query.limit:
+                return shown, None
+            after = self._repo.cursor_position(docs[-1])
+        return shown, after
 
     async def delete(self, tenant_id: str, note_id: str, deleted_by: str) -> None:
         """Remove a note (R-NOTE-2): personal data goes, `note.deleted` announces it."""
