@@ -12,11 +12,18 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import uuid
 
+import httpx
 import pytest
+
+from switchboard_platform.embedded import free_port
+from switchboard_platform.testing.polling import wait_until
+from switchboard_platform.testing.pytest_plugin import ServerEndpoints
 
 SERVICES = {
     "intake": "INTAKE",
@@ -87,3 +94,44 @@ def test_a_port_in_use_ends_the_process_even_while_the_database_is_away(package:
         done = _start(package, env)
     assert done.returncode != 0
     assert "address already in use" in done.stdout + done.stderr
+
+
+def test_a_service_stopped_by_sigterm_exits_with_status_0(servers: ServerEndpoints) -> None:
+    """Kubernetes and the dev runner stop a service with SIGTERM: a stop asked for and done is
+    a success (uvicorn raised the signal again after its graceful shutdown: status 143)."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "SWITCHBOARD_ENV": "dev",
+        "NOTES_PORT": str(port),
+        "KAFKA_BOOTSTRAP_SERVERS": servers.kafka_bootstrap_servers,
+        "MONGODB_URL": servers.mongodb_url,
+        "NOTES_MONGODB_DATABASE": f"notes_sigterm_{uuid.uuid4().hex[:8]}",
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "switchboard_notes"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        wait_until(
+            lambda: _answers(f"http://127.0.0.1:{port}/readyz"), timeout_s=60, what="notes ready"
+        )
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    output = proc.stdout.read() if proc.stdout else ""
+    assert code == 0, output[-2000:]
+    assert "service stopped" in output
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False

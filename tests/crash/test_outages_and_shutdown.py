@@ -117,7 +117,7 @@ def test_sigterm_mid_load_finishes_in_flight_work_and_loses_nothing(tmp_path: Pa
             return (await load).accepted, code
 
         accepted, code = asyncio.run(scenario())
-        assert code in (0, -15), suite.notes.log_tail()  # uvicorn re-raises SIGTERM after shutdown
+        assert code == 0, suite.notes.log_tail()  # a stop asked for, and done, is a success
         assert "service stopped" in suite.notes.log_path.read_text()
         assert len(accepted) == 300
         wait_until(lambda: _note_count(suite) == 300, timeout_s=90, what="every note")

@@ -11,9 +11,11 @@ request that is not HTTP) has the shape and headers of every other answer: a JSO
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
-from collections.abc import Callable
+import signal
+from collections.abc import Callable, Generator
 from typing import Any, TypeVar
 
 import uvicorn
@@ -158,7 +160,7 @@ def serve(service: str, read_settings: Callable[[], S], create_app: Callable[[S]
     except ValidationError as exc:
         log.error("configuration refused", extra={"problems": refused_settings(read_settings, exc)})
         raise SystemExit(2) from None
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(settings),
         host=settings.host,
         port=settings.port,
@@ -168,3 +170,25 @@ def serve(service: str, read_settings: Callable[[], S], create_app: Callable[[S]
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         server_header=False,
     )
+    server = StoppedOnRequest(config)
+    server.run()
+    if not server.started:  # e.g. the port is taken: as uvicorn.run ends then
+        raise SystemExit(STARTUP_FAILURE)
+
+
+STARTUP_FAILURE = 3
+"""uvicorn's exit status for a server that never started."""
+
+
+class StoppedOnRequest(uvicorn.Server):
+    """uvicorn's server, except that a shutdown SIGTERM asked for and that completed ends
+    the process with status 0, as Kubernetes and the dev runner ask a service to stop;
+    uvicorn itself raises the signal again afterwards (status 143). Ctrl-C still does."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        with super().capture_signals():
+            try:
+                yield
+            finally:
+                self._captured_signals = [s for s in self._captured_signals if s != signal.SIGTERM]
