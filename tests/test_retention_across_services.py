@@ -443,6 +443,9 @@ async def test_r_dsr_18_a_restriction_stops_the_callers_e_mail_and_crm_transfer_
     kept = await suite.notes.delete(f"/v1/notes/{stopped}", headers=client)
     assert kept.status_code == 409, kept.text
     assert "restricted" in kept.json()["detail"]
+    rating = {"score": 2, "comment": "zu spät zurückgerufen"}
+    rated = await suite.notes.post(f"/v1/notes/{stopped}/rating", json=rating, headers=client)
+    assert rated.status_code == 409, rated.text
 
     lift = await suite.retention.post(f"/v1/dsr/{request['id']}/lift", headers=OPERATOR)
     assert lift.status_code == 200, lift.text

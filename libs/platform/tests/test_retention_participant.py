@@ -43,7 +43,7 @@ from switchboard_platform.retention_participant import (
     RetentionParticipant,
     Tombstone,
 )
-from switchboard_platform.subjects import subject_ids, subject_key
+from switchboard_platform.subjects import Restricted, subject_ids, subject_key
 from switchboard_platform.testing.consents import recording_consent
 from switchboard_platform.testing.pytest_plugin import ServerEndpoints
 
@@ -598,6 +598,59 @@ async def test_r_dsr_18_and_21_restriction_and_objection_are_recorded_until_lift
     assert "Art. 21" in answers[(objection.data.request_id, False)]
 
 
+async def test_r_dsr_18_a_restriction_follows_its_subject_through_a_rectification(
+    db: MongoDatabase, participant: RetentionParticipant
+) -> None:
+    """Restricted while the accuracy is checked (Art. 18(1)(a)), then corrected: the
+    corrected phone and name are restricted too, until the restriction is lifted."""
+    phone, corrected = _phone(), _phone()
+    old = SubjectId(kind=PHONE, value=phone)
+    await participant.on_dsr_requested(_dsr(DataSubjectRight.RESTRICTION, old, tenant_id="t1"))
+    fixes = (
+        Correction(field="phone", value=corrected),
+        Correction(field="name", value="Rita Richtig"),
+    )
+    await participant.on_dsr_requested(_dsr(DataSubjectRight.RECTIFICATION, old, corrections=fixes))
+    now_known = [SubjectId(kind=PHONE, value=corrected)]
+    assert await participant.is_restricted("t1", now_known)
+    assert await participant.is_restricted("t1", [SubjectId(kind=NAME, value="rita  richtig")])
+    assert (await participant.restricted_subjects("t1")).covers(now_known)
+    assert not await participant.is_restricted("t2", now_known)  # the restriction's tenant only
+    unrelated = _dsr(
+        DataSubjectRight.RECTIFICATION,
+        SubjectId(kind=PHONE, value=_phone()),
+        corrections=(Correction(field="name", value="Someone Else"),),
+    )
+    await participant.on_dsr_requested(unrelated)
+    assert not await participant.is_restricted("t1", [SubjectId(kind=NAME, value="Someone Else")])
+
+
+async def test_r_rec_1_a_withdrawal_leaves_the_recordings_of_calls_started_after_it(
+    db: MongoDatabase,
+) -> None:
+    """A caller who withdrew, then consented again on a later call: that call keeps its
+    recording; the calls started until the withdrawal lose theirs."""
+    participant = _recording_participant(db)
+    phone = _phone()
+
+    def recorded(minutes_ago: int) -> dict[str, Any]:
+        url = f"https://rec.example/{uuid.uuid4().hex}.ogg"
+        started = NOW - timedelta(minutes=minutes_ago)
+        return {
+            **_call("t1", phone, 0, recording={"consent": True, "url": url}),
+            "retention_from": started,
+        }
+
+    before, after = recorded(120), recorded(30)
+    await db.calls.insert_many([before, after])
+    await participant.on_consent_changed(
+        recording_consent("t1", phone, occurred_at=NOW - timedelta(minutes=60))
+    )
+    kept = {d["_id"]: d["recording"] async for d in db.calls.find({})}
+    assert kept[before["_id"]] == {"consent": True}
+    assert kept[after["_id"]] == after["recording"]
+
+
 def test_subject_keys_ignore_case_and_spacing_of_names_and_emails() -> None:
     assert subject_key(SubjectId(kind=NAME, value=" Erika  MUSTER ")) == "name:erika muster"
     assert subject_key(SubjectId(kind=EMAIL, value="A@Example.DE")) == "email:a@example.de"
@@ -615,3 +668,23 @@ def test_options_add_the_participants_collections_and_topics() -> None:
 def test_an_inventory_must_say_why_subject_erasure_keeps_a_collection() -> None:
     with pytest.raises(ValueError, match="say why"):
         PersonalData(collection="x", purpose="p", erase_by_subject=False)
+
+
+def test_restricted_subjects_give_back_the_identifiers_they_compare() -> None:
+    restricted = Restricted(
+        frozenset(
+            subject_key(i)
+            for i in (
+                SubjectId(kind=PHONE, value="+4915211014451"),
+                SubjectId(kind=EMAIL, value="Xaver@Example.DE"),
+                SubjectId(kind=NAME, value="  Erika   Mustermann "),
+            )
+        )
+    )
+    assert {(str(i.kind), i.value) for i in restricted.identifiers()} == {
+        ("phone", "+4915211014451"),
+        ("email", "xaver@example.de"),
+        ("name", "erika mustermann"),
+    }
+    assert restricted.covers(restricted.identifiers())
+    assert Restricted().identifiers() == []

@@ -134,11 +134,18 @@ def to_mobile_e164(raw: str, *, field: str | None = None, region: str = DEFAULT_
     return e164
 
 
+EMAIL_MAX_LENGTH = 200
+"""What the events carry of an address (the contracts' `ShortText`): SMTP allows 254, but an
+address the events cannot carry must be refused at the door (422), not fail later (500)."""
+
+
 def check_email(raw: str, *, field: str | None = None) -> str:
     """The address normalised (domain lower-cased, IDNA), or InvalidInput naming `field`."""
     text = raw.strip()
-    if len(text) > 254:
-        raise InvalidInput("not an e-mail address", field=field)
+    if len(text) > EMAIL_MAX_LENGTH:
+        raise InvalidInput(
+            f"an e-mail address of at most {EMAIL_MAX_LENGTH} characters", field=field
+        )
     try:
         checked = validate_email(text, check_deliverability=False)
     except EmailNotValidError as exc:
@@ -230,7 +237,10 @@ PhoneNumber = Annotated[str, StringConstraints(max_length=MAX_PHONE_INPUT), Afte
 MobileNumber = Annotated[
     str, StringConstraints(max_length=MAX_PHONE_INPUT), AfterValidator(to_mobile_e164)
 ]
-Email = Annotated[str, StringConstraints(max_length=254), AfterValidator(check_email)]
+Email = Annotated[
+    str, StringConstraints(max_length=EMAIL_MAX_LENGTH + 54), AfterValidator(check_email)
+]
+"""Spaces around an address are stripped before its length is checked (`check_email`)."""
 PublicLink = Annotated[
     str,
     StringConstraints(strip_whitespace=True, max_length=2000),

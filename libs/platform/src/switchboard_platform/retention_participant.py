@@ -437,6 +437,12 @@ class Withdrawal:
         return as_utc(started_at) <= self.occurred_at
 
 
+def _covered(withdrawal: Withdrawal, started_at: datetime | None) -> bool:
+    """Whether a withdrawal naming no call covers a call started at `started_at` (a call
+    whose start is unknown is covered: removing a reference is the safe side)."""
+    return started_at is None or withdrawal.covers("", started_at)
+
+
 class RetentionParticipant:
     """Answers `retention.due` and `dsr.requested` for one service's `Inventory`."""
 
@@ -519,12 +525,27 @@ class RetentionParticipant:
             by_subject = subject_selector(data, [change.subject])
             if not fields or by_subject is None:
                 continue
-            call = {data.call_field: change.call_id} if change.call_id and data.call_field else None
+            named = bool(change.call_id and data.call_field)
+            call = {data.call_field: change.call_id} if named else None
             present = _any_text(fields)
             chosen = _and(by_subject, {data.tenant_field: change.tenant_id}, call, present)
-            removed = await update_matching(
-                self._coll(data.collection), chosen, {"$unset": dict.fromkeys(fields, "")}
-            )
+            coll = self._coll(data.collection)
+            withdrawal = Withdrawal(change.call_id if named else None, as_utc(change.occurred_at))
+            # a withdrawal covers the calls started until it (the clock of call data is the
+            # call's start), or the one call it names: not a later call, recorded with
+            # consent given again; checked in Python (both stored clock forms, docstring)
+            ids = [
+                doc["_id"]
+                async for doc in coll.find(chosen, {data.clock_field: 1})
+                if named or _covered(withdrawal, _moment(doc.get(data.clock_field)))
+            ]
+            removed = 0
+            for start in range(0, len(ids), self.inventory.chunk):
+                result = await coll.update_many(
+                    {"_id": {"$in": ids[start : start + self.inventory.chunk]}},
+                    {"$unset": dict.fromkeys(fields, "")},
+                )
+                removed += result.modified_count
             if removed:
                 log.info(
                     "recording references removed: consent withdrawn",
@@ -1009,6 +1030,7 @@ class RetentionParticipant:
 
     async def _rectify(self, request: DsrRequested) -> _Answer:
         """Apply the corrected values where this service holds them (R-DSR-16)."""
+        await self._restrictions_follow(request)
         tally: dict[tuple[str, str], int] = {}
         applied: set[str] = set()
         for data in self.inventory.collections:
@@ -1037,6 +1059,26 @@ class RetentionParticipant:
         if not request.corrections:
             remarks = ["no structured corrections given; an operator applies the request's details"]
         return _Answer((), _counts(tally), "; ".join(remarks))
+
+    async def _restrictions_follow(self, request: DsrRequested) -> None:
+        """A restriction or objection in force follows its subject through a correction of
+        their phone, e-mail or name: it covers the corrected identifiers too (it is often
+        asked for while the data's accuracy is checked, Art. 18(1)(a))."""
+        corrected = [
+            subject_key(SubjectId(kind=SubjectKind(c.field), value=c.value))
+            for c in request.corrections
+            if c.field in {str(k) for k in SubjectKind}
+        ]
+        keys = sorted({subject_key(i) for i in request.identifiers})
+        if not corrected or not keys:
+            return
+        restrictions = self._coll(self.inventory.restrictions_collection)
+        in_force = {"keys": {"$in": keys}, "lifted_at": {"$exists": False}}
+        async for doc in restrictions.find(in_force, {"keys": 1}):
+            known = [str(k) for k in doc.get("keys") or ()]
+            merged = sorted({*known, *corrected})
+            if merged != sorted(known):  # by _id: nx-27017 and `$in` in writes (docstring)
+                await restrictions.update_one({"_id": doc["_id"]}, {"$set": {"keys": merged}})
 
     async def _restrict(self, request: DsrRequested) -> _Answer:
         """Record (or lift) a restriction or objection; count the records it concerns."""

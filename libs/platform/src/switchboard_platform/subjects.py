@@ -47,6 +47,16 @@ class Restricted:
         """Whether any of one person's `identifiers` is restricted."""
         return bool(self.keys) and any(subject_key(i) in self.keys for i in identifiers)
 
+    def identifiers(self) -> list[SubjectId]:
+        """The restricted identifiers, as compared (`subject_key`): names and e-mails in
+        lower case with single spaces."""
+        found = []
+        for key in sorted(self.keys):
+            kind, _, value = key.partition(":")
+            if kind in SubjectKind.__members__.values() and value:
+                found.append(SubjectId(kind=SubjectKind(kind), value=value))
+        return found
+
 
 RestrictedSubjects = Callable[[str], Awaitable[Restricted]]
 """The subjects whose processing a tenant must not do now (R-DSR-18): the retention

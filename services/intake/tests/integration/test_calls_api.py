@@ -111,6 +111,20 @@ async def test_unknown_tenant_id_is_422_naming_it(intake, agent, call_body, db):
     assert await db.calls.count_documents({}) == 0
 
 
+async def test_an_e_mail_the_events_cannot_carry_is_422_naming_it(
+    intake, agent, create_tenant, call_body, db
+):
+    """SMTP allows 254 characters, the events 200: a longer address was a 500 at capture."""
+    tenant_id = await create_tenant()
+    caller = {"name": "Erika Mustermann", "phone": "0170 1234567", "email": "a" * 195 + "@acme.de"}
+    reply = await intake.post(
+        "/v1/calls", json=call_body(tenant_id=tenant_id, caller=caller), headers=agent
+    )
+    assert reply.status_code == 422, reply.text
+    assert reply.json()["detail"][0]["loc"] == ["body", "caller", "email"]
+    assert await db.calls.count_documents({"tenant_id": tenant_id}) == 0
+
+
 async def test_call_without_tenant_id_or_dialed_number_is_422(intake, agent, call_body):
     reply = await intake.post("/v1/calls", json=call_body(), headers=agent)
 

@@ -103,6 +103,7 @@ async def delete_note(note_id: ResourceId, principal: Client, service: Service) 
     response_model=RatingPublic,
     status_code=status.HTTP_201_CREATED,
     summary="Rate a note",
+    responses={409: {"description": "The caller restricted processing (R-DSR-18)"}},
 )
 async def rate_note(
     note_id: ResourceId, body: RatingCreate, principal: Client, service: Service

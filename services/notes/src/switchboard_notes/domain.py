@@ -171,6 +171,13 @@ class NoteFilter:
     text: str | None = None
     limit: int = 50
     after: tuple[datetime, str] | None = None
+    excluded_callers: tuple[SubjectId, ...] = ()
+    """Callers whose notes the list leaves out: a search's, while they are restricted."""
+
+    @property
+    def searched(self) -> bool:
+        """Whether the list looks into what notes hold (text, contact person)."""
+        return self.text is not None or self.contact_person is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from switchboard_contracts import Event
+from switchboard_contracts.common import SubjectId, SubjectKind
 from switchboard_platform.mongo import Document, MongoDatabase, all_of, as_utc
 from switchboard_platform.outbox import (
     merge_updates,
@@ -129,6 +130,8 @@ class NotesRepository:
         if query.text:
             pattern = re.escape(query.text)
             clauses.append({"$or": [{f: {"$regex": pattern, "$options": "i"}} for f in SEARCHED]})
+        if query.excluded_callers:
+            clauses.append({"$nor": [_caller_is(i) for i in query.excluded_callers]})
         if query.after is not None:
             after_ms, after_id = epoch_ms(query.after[0]), query.after[1]
             clauses.append(
@@ -249,3 +252,14 @@ class NotesRepository:
         if isinstance(moment, int):
             started = datetime.fromtimestamp(moment / 1000, tz=UTC)
         return started, doc["_id"]
+
+
+def _caller_is(identifier: SubjectId) -> Document:
+    """Notes whose caller has `identifier` as `subject_key` compares it: a phone exactly,
+    an e-mail or a name ignoring case (and, for a name, how it is spaced)."""
+    if identifier.kind is SubjectKind.PHONE:
+        return {"caller.phone": identifier.value}
+    if identifier.kind is SubjectKind.EMAIL:
+        return {"caller.email": {"$regex": f"^{re.escape(identifier.value)}$", "$options": "i"}}
+    words = r"\s+".join(re.escape(w) for w in identifier.value.split())
+    return {"caller.name": {"$regex": f"^\\s*{words}\\s*$", "$options": "i"}}

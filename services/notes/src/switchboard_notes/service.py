@@ -31,6 +31,10 @@ from .domain import (
 from .repository import NotesRepository
 
 SOURCE = "/switchboard/notes"
+RESTRICTED_NOTE = (
+    "the caller restricted the processing of their data: the note is kept, unchanged, until "
+    "the restriction is lifted"
+)
 SEARCH_PAGES_READ = 5
 """How many pages a search reads at most to fill one whose notes a restriction left out."""
 Clock = Callable[[], datetime]
@@ -124,10 +128,12 @@ class NotesService:
         reads on (a few pages at most) to fill the page.
         """
         restricted = await self._restricted(query.tenant_id)
-        searched = query.text is not None or query.contact_person is not None
+        searched = query.searched
+        if searched:  # left out by the database, so a page and its cursor show none of them
+            query = replace(query, excluded_callers=tuple(restricted.identifiers()))
         shown: list[Document] = []
         after = query.after
-        for _ in range(SEARCH_PAGES_READ):
+        for _ in range(SEARCH_PAGES_READ):  # the check below is a second guard (spellings)
             docs = await self._repo.page(replace(query, after=after))
             for doc in docs:
                 if restricted.covers(stored_caller_ids(doc)):
@@ -153,10 +159,7 @@ class NotesService:
             raise NotFound("note not found")
         if (await self._restricted(tenant_id)).covers(stored_caller_ids(existing)):
             # Art. 18: a restriction is often asked for instead of erasure, to keep the data
-            raise Conflict(
-                "the caller restricted the processing of their data: the note is kept until "
-                "the restriction is lifted"
-            )
+            raise Conflict(RESTRICTED_NOTE)
         payload = NoteDeleted(
             note_id=note_id,
             call_id=existing["call_id"],
@@ -173,8 +176,11 @@ class NotesService:
     async def rate(
         self, tenant_id: str, note_id: str, *, score: int, comment: str | None, rated_by: str
     ) -> Rating:
-        """Record the client's feedback on a note (R-NOTE-3) and announce it."""
+        """Record the client's feedback on a note (R-NOTE-3) and announce it; a restricted
+        caller's note is not processed, rated neither (409)."""
         note = await self.get(tenant_id, note_id)
+        if note.get("restricted"):
+            raise Conflict(RESTRICTED_NOTE)
         rating = Rating(
             note_id=note_id,
             call_id=note["call_id"],

@@ -11,7 +11,9 @@ from aiokafka import AIOKafkaProducer
 
 from switchboard_contracts import encode, make_event
 from switchboard_contracts.calls import CallReceived, RecordingRef
-from switchboard_contracts.common import Caller
+from switchboard_contracts.common import Caller, SubjectId, SubjectKind
+from switchboard_contracts.dsr import DataSubjectRight, DsrRequested
+from switchboard_contracts.samples import sample_payload
 from switchboard_notes.config import NotesSettings
 from switchboard_platform.mongo import create_mongo_client
 from switchboard_platform.testing.consents import recording_consent
@@ -249,3 +251,55 @@ async def test_r_rec_1_a_withdrawal_that_arrives_before_its_call_keeps_the_recor
     )
     urls = {e.data.call_id: e.data.recording.url for e in created}  # type: ignore[attr-defined]
     assert urls == {before.call_id: None, after.call_id: after.recording.url}  # type: ignore[union-attr]
+
+
+async def test_r_dsr_18_a_search_neither_shows_nor_hints_at_a_restricted_callers_notes(
+    notes_client: httpx.AsyncClient, notes_settings: NotesSettings, servers: ServerEndpoints
+) -> None:
+    """The database leaves a restricted caller's notes out of a search: its pages are full,
+    and no cursor points at one of them (a cursor is signed, not encrypted)."""
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    restricted_phone, other_phone = "+4915211014451", "+4915211014452"
+
+    def call(phone: str, minutes_ago: int) -> CallReceived:
+        caller = Caller(name="Erika Mustermann", phone=phone, company="ACME")
+        return _call(tenant, minutes_ago=minutes_ago).model_copy(update={"caller": caller})
+
+    calls = [call(restricted_phone, m) for m in range(1, 13)]
+    calls += [call(other_phone, 20), call(other_phone, 21)]
+    await _publish(servers, *calls)
+    assert len(await _wait_for_notes(notes_client, tenant, len(calls))) == len(calls)
+    request = sample_payload(DsrRequested).model_copy(
+        update={
+            "request_id": uuid.uuid4().hex,
+            "right": DataSubjectRight.RESTRICTION,
+            "identifiers": (SubjectId(kind=SubjectKind.PHONE, value=restricted_phone),),
+            "tenant_id": tenant,
+            "lift": False,
+        }
+    )
+    event = make_event(request, tenant_id=tenant, source="/switchboard/retention")
+    await produce(servers.kafka_bootstrap_servers, [encode(event)])
+    client = create_mongo_client(notes_settings.mongodb_url, app_name="notes-test")
+    try:
+        kept = client[notes_settings.mongodb_database].dsr_restrictions
+        deadline = asyncio.get_running_loop().time() + 20
+        while not await kept.count_documents({"tenant_id": tenant}):
+            assert asyncio.get_running_loop().time() < deadline, "restriction never kept"
+            await asyncio.sleep(0.1)
+    finally:
+        await client.close()
+
+    headers = auth_header("client", tenant=tenant)
+    found = await notes_client.get("/v1/notes", headers=headers, params={"q": "Erika", "limit": 2})
+    page = found.json()
+    assert [n["caller"]["phone"] for n in page["items"]] == [other_phone, other_phone]
+    assert page["next_cursor"] is not None
+    following = await notes_client.get(
+        "/v1/notes",
+        headers=headers,
+        params={"q": "Erika", "limit": 2, "cursor": page["next_cursor"]},
+    )
+    assert following.json() == {"items": [], "next_cursor": None}
+    listed = (await notes_client.get("/v1/notes", headers=headers, params={"limit": 200})).json()
+    assert sum(1 for n in listed["items"] if n["restricted"]) == 12

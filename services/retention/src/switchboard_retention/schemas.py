@@ -64,7 +64,7 @@ class SubjectIn(Input):
     """A data subject's identifier: a phone number (E.164 or German notation), e-mail or name."""
 
     kind: SubjectKind
-    value: Annotated[str, StringConstraints(max_length=254)]
+    value: Annotated[str, StringConstraints(max_length=200)]
 
     @field_validator("value")
     @classmethod
@@ -81,7 +81,7 @@ class CorrectionIn(Input):
     """A corrected value (R-DSR-16)."""
 
     field: Literal["name", "phone", "email", "company"]
-    value: Annotated[str, StringConstraints(max_length=254)]
+    value: Annotated[str, StringConstraints(max_length=200)]
 
     @field_validator("value")
     @classmethod
