@@ -430,17 +430,20 @@ class Withdrawal:
     """The one call it names; None: every recording of the caller made until it."""
     occurred_at: datetime
 
-    def covers(self, call_id: str, started_at: datetime) -> bool:
-        """Whether a recording of the call `call_id`, started at `started_at`, goes."""
+    def covers(self, call_id: str | None, started_at: datetime | None) -> bool:
+        """Whether a recording of the call `call_id`, started at `started_at`, goes (a call
+        whose start is unknown is covered: removing a reference is the safe side)."""
         if self.call_id is not None:
             return self.call_id == call_id
-        return as_utc(started_at) <= self.occurred_at
+        return started_at is None or as_utc(started_at) <= self.occurred_at
 
 
-def _covered(withdrawal: Withdrawal, started_at: datetime | None) -> bool:
-    """Whether a withdrawal naming no call covers a call started at `started_at` (a call
-    whose start is unknown is covered: removing a reference is the safe side)."""
-    return started_at is None or withdrawal.covers("", started_at)
+def _in_force_for(tenant_id: str) -> Document:
+    """Restrictions and objections not lifted that concern `tenant_id` (its own or all)."""
+    return _and(
+        {"lifted_at": {"$exists": False}},
+        {"$or": [{"tenant_id": tenant_id}, {"all_tenants": True}]},
+    )
 
 
 class RetentionParticipant:
@@ -534,18 +537,13 @@ class RetentionParticipant:
             # a withdrawal covers the calls started until it (the clock of call data is the
             # call's start), or the one call it names: not a later call, recorded with
             # consent given again; checked in Python (both stored clock forms, docstring)
+            shown = {data.clock_field: 1, **({data.call_field: 1} if named else {})}
             ids = [
                 doc["_id"]
-                async for doc in coll.find(chosen, {data.clock_field: 1})
-                if named or _covered(withdrawal, _moment(doc.get(data.clock_field)))
+                async for doc in coll.find(chosen, shown)
+                if withdrawal.covers(doc.get(data.call_field), _moment(doc.get(data.clock_field)))
             ]
-            removed = 0
-            for start in range(0, len(ids), self.inventory.chunk):
-                result = await coll.update_many(
-                    {"_id": {"$in": ids[start : start + self.inventory.chunk]}},
-                    {"$unset": dict.fromkeys(fields, "")},
-                )
-                removed += result.modified_count
+            removed = await self._unset_by_id(coll, ids, fields)
             if removed:
                 log.info(
                     "recording references removed: consent withdrawn",
@@ -603,11 +601,7 @@ class RetentionParticipant:
         keys = sorted({subject_key(i) for i in identifiers})
         if not keys:
             return False
-        selector = _and(
-            {"keys": {"$in": keys}},
-            {"lifted_at": {"$exists": False}},
-            {"$or": [{"tenant_id": tenant_id}, {"all_tenants": True}]},
-        )
+        selector = _and({"keys": {"$in": keys}}, _in_force_for(tenant_id))
         cursor = self._coll(self.inventory.restrictions_collection).find(selector, {"right": 1})
         async for doc in cursor:
             if doc.get("right") == DataSubjectRight.RESTRICTION:
@@ -622,11 +616,7 @@ class RetentionParticipant:
     async def restricted_subjects(self, tenant_id: str) -> Restricted:
         """Every subject whose processing is restricted for `tenant_id` now (R-DSR-18), for a
         service that checks many records at once (a page of notes) with one query."""
-        selector = _and(
-            {"right": str(DataSubjectRight.RESTRICTION)},
-            {"lifted_at": {"$exists": False}},
-            {"$or": [{"tenant_id": tenant_id}, {"all_tenants": True}]},
-        )
+        selector = _and({"right": str(DataSubjectRight.RESTRICTION)}, _in_force_for(tenant_id))
         keys: set[str] = set()
         async for doc in self._coll(self.inventory.restrictions_collection).find(
             selector, {"keys": 1}
@@ -864,14 +854,24 @@ class RetentionParticipant:
         retained, not_held = await self._held(coll, data, [selection], holds, due)
         cursor = coll.find(_and(selection, not_held), {data.clock_field: 1})
         ids = [doc["_id"] async for doc in cursor if due(doc)]
-        removed = {"$unset": dict.fromkeys(fields, "")}
-        chunk = self.inventory.chunk
-        stripped = 0
-        for start in range(0, len(ids), chunk):
-            result = await coll.update_many({"_id": {"$in": ids[start : start + chunk]}}, removed)
-            stripped += result.modified_count
+        stripped = await self._unset_by_id(coll, ids, fields)
         await self._count_erased(answer_id, data, str(scope.category), stripped)
         return [r.model_copy(update={"category": scope.category}) for r in retained]
+
+    async def _unset_by_id(
+        self, coll: MongoCollection, ids: Sequence[Any], fields: Iterable[str]
+    ) -> int:
+        """Remove `fields` from the documents `ids`, a chunk at a time, by `_id` only (see
+        module docstring); how many changed."""
+        removed = {"$unset": dict.fromkeys(fields, "")}
+        chunk = self.inventory.chunk
+        changed = 0
+        for start in range(0, len(ids), chunk):
+            result = await coll.update_many(
+                {"_id": {"$in": list(ids[start : start + chunk])}}, removed
+            )
+            changed += result.modified_count
+        return changed
 
     async def _delete(
         self,

@@ -58,6 +58,19 @@ async def _publish(servers: ServerEndpoints, *calls: CallReceived, repeat: int =
     return ids
 
 
+async def _until_kept(settings: NotesSettings, collection: str, tenant: str) -> None:
+    """Wait until notes' `collection` holds a document of `tenant` (what an event left)."""
+    client = create_mongo_client(settings.mongodb_url, app_name="notes-test")
+    try:
+        kept = client[settings.mongodb_database][collection]
+        deadline = asyncio.get_running_loop().time() + 20
+        while not await kept.count_documents({"tenant_id": tenant}):
+            assert asyncio.get_running_loop().time() < deadline, f"nothing kept in {collection}"
+            await asyncio.sleep(0.1)
+    finally:
+        await client.close()
+
+
 async def _wait_for_notes(
     client: httpx.AsyncClient, tenant: str, count: int, timeout_s: float = 20.0
 ) -> list[dict[str, object]]:
@@ -224,16 +237,7 @@ async def test_r_rec_1_a_withdrawal_that_arrives_before_its_call_keeps_the_recor
     now = datetime.now(UTC).replace(microsecond=0)
     withdrawal = recording_consent(tenant, phone, occurred_at=now - timedelta(minutes=2))
     await produce(servers.kafka_bootstrap_servers, [encode(withdrawal)])
-    client = create_mongo_client(notes_settings.mongodb_url, app_name="notes-test")
-    try:
-        kept = client[notes_settings.mongodb_database].consent_withdrawals
-
-        deadline = asyncio.get_running_loop().time() + 20
-        while not await kept.count_documents({"tenant_id": tenant}):
-            assert asyncio.get_running_loop().time() < deadline, "withdrawal never kept"
-            await asyncio.sleep(0.1)
-    finally:
-        await client.close()
+    await _until_kept(notes_settings, "consent_withdrawals", tenant)
 
     def recorded(minutes_ago: int) -> CallReceived:
         url = f"https://rec.example/{uuid.uuid4().hex}.ogg"
@@ -280,15 +284,7 @@ async def test_r_dsr_18_a_search_neither_shows_nor_hints_at_a_restricted_callers
     )
     event = make_event(request, tenant_id=tenant, source="/switchboard/retention")
     await produce(servers.kafka_bootstrap_servers, [encode(event)])
-    client = create_mongo_client(notes_settings.mongodb_url, app_name="notes-test")
-    try:
-        kept = client[notes_settings.mongodb_database].dsr_restrictions
-        deadline = asyncio.get_running_loop().time() + 20
-        while not await kept.count_documents({"tenant_id": tenant}):
-            assert asyncio.get_running_loop().time() < deadline, "restriction never kept"
-            await asyncio.sleep(0.1)
-    finally:
-        await client.close()
+    await _until_kept(notes_settings, "dsr_restrictions", tenant)
 
     headers = auth_header("client", tenant=tenant)
     found = await notes_client.get("/v1/notes", headers=headers, params={"q": "Erika", "limit": 2})
