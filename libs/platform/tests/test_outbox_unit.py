@@ -351,3 +351,33 @@ async def test_a_relay_stopping_without_its_database_stops_without_waiting_its_f
     messages = [r.getMessage() for r in caplog.records]
     assert "outbox relay stopped without its database; events stay stored" in messages
     assert not [m for m in messages if "did not flush in time" in m]
+
+
+async def test_a_failing_relay_stops_without_waiting_for_its_pending_operation(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A stop during an outage: the relay's last pass failed, and its next operation waits
+    on a server that does not answer (PyMongo holds it a connect timeout, longer under load).
+    The stop does not wait for it: the events stay stored for the next relay, and the
+    shutdown stays within a pod's grace period (a CI run took over 30 s here)."""
+    db = FakeDatabase()
+    await db.a.insert_one(with_outbox({"_id": 1}, [_rated("t1")]))
+    broker = FakeBroker()
+    relay = _relay(db, broker)
+    db.unreachable = True  # the outage: the first pass fails
+    relay.start()
+    while relay.healthy:  # noqa: ASYNC110 - the relay reports its failure
+        await asyncio.sleep(0.01)
+    db.unreachable = False
+    db.stall()  # the retry waits on a server that does not answer
+    await asyncio.sleep(0.3)  # past the first backoff: the retry is under way
+    with caplog.at_level("WARNING", logger="switchboard_platform.outbox_relay"):
+        await relay.stop(flush_timeout_s=120)
+    messages = [r.getMessage() for r in caplog.records]
+    assert "outbox relay stopped while failing; pending events stay stored" in messages
+    assert not [m for m in messages if "did not flush in time" in m]
+    db.resume()
+    stored = await db.a.find_one({"_id": 1})
+    assert stored is not None
+    assert stored[OUTBOX], "the unpublished event stays stored"
+    assert broker.published == []

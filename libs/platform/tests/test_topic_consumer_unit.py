@@ -49,6 +49,9 @@ class FakeKafka:
     async def seek_to_beginning(self, *tps: TopicPartition) -> None:
         self.sought_to_start.extend(tps)
 
+    async def stop(self) -> None:
+        """Leave the group."""
+
 
 @dataclass
 class Handler:
@@ -60,6 +63,7 @@ class Handler:
     running: int = 0
     most_at_once: int = 0
     gate: asyncio.Event | None = None
+    failing: bool = False
 
     async def process(self, record: Any) -> None:
         self.running += 1
@@ -252,3 +256,29 @@ async def test_a_pipeline_that_breaks_leaves_the_record_in_place_reports_the_sta
     assert handler.recoveries == 1
     await consumer.commit()
     assert kafka.commits == [{P0: 3}]
+
+
+@dataclass
+class Retrying(Handler):
+    """A pipeline retrying a record whose handler fails transiently (its database away)."""
+
+    async def process(self, record: Any) -> None:
+        if record.offset == 1:
+            self.failing = True
+            await asyncio.Event().wait()  # retries until cancelled
+        await super().process(record)
+
+
+async def test_a_stop_does_not_wait_for_a_record_whose_handling_is_failing() -> None:
+    """A shutdown during a database outage: the record in hand cannot finish, and waiting
+    for it (15 s a topic) kept a service past a pod's 30 s grace. It is cancelled at once,
+    left uncommitted, and comes again after the restart."""
+    handler = Retrying()
+    consumer, kafka = _consumer(handler)
+    consumer.joined = True
+    consumer._enqueue(P0, _records(P0, range(0, 3)))
+    while not handler.failing:  # noqa: ASYNC110 - a state the fake sets
+        await asyncio.sleep(0.01)
+    await asyncio.wait_for(consumer.stop(timeout_s=120), 60)
+    assert handler.handled == [(0, 0)]
+    assert kafka.commits == [{P0: 1}]  # the failing record is not committed

@@ -142,6 +142,11 @@ class EventPipeline(Generic[P]):
         """The topic's consumption moves again."""
         self._health.recover(self._component)
 
+    @property
+    def failing(self) -> bool:
+        """Whether its last attempt failed and it is retrying (a lost database or broker)."""
+        return self._component in self._health.stalled
+
     async def process(self, record: RawRecord) -> None:
         """Handle one record in its own log scope (and span); return once handled or dead."""
         with log_scope():

@@ -197,10 +197,19 @@ class OutboxRelay:
         self._wake.set()
         task, self._task = self._task, None
         if task is not None and not task.done():
+            if not self.healthy:
+                # its last pass failed (the database or the broker away): nothing can be
+                # flushed now, and its pending operation may wait a connect timeout; the
+                # events stay stored for the next relay (at least once, as after a crash)
+                task.cancel()
             try:
                 await asyncio.wait_for(task, flush_timeout_s)
             except TimeoutError:
                 log.warning("outbox relay did not flush in time; pending events stay stored")
+            except asyncio.CancelledError:
+                if stop_requested():
+                    raise  # the stop itself was cancelled
+                log.warning("outbox relay stopped while failing; pending events stay stored")
         # bounded: without the database the lease expires on its own (ttl_s)
         with contextlib.suppress(Exception):
             async with asyncio.timeout(RELEASE_TIMEOUT_S):

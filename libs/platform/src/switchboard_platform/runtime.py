@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
@@ -30,7 +31,13 @@ from .health import Health
 from .http import MAX_ID_LENGTH, install_http
 from .kafka import Producer
 from .metrics import initialise_series
-from .mongo import MongoClient, MongoDatabase, create_mongo_client, ensure_indexes
+from .mongo import (
+    MongoClient,
+    MongoDatabase,
+    close_mongo_client,
+    create_mongo_client,
+    ensure_indexes,
+)
 from .outbox import outbox_indexes
 from .outbox_relay import OutboxRelay, RelayLease, replica_lease_owner
 from .settings import ServiceSettings
@@ -210,22 +217,40 @@ class ServiceRuntime:
         try:
             yield
         finally:
+            await self._shut_down(bring_up, on_shutdown)
+
+    async def _shut_down(
+        self, bring_up: asyncio.Task[None], on_shutdown: ShutdownHook | None
+    ) -> None:
+        """Stop in order, and log how long each step took: a shutdown must fit a pod's grace
+        period (30 s by default), also during an outage."""
+        took = _Stopwatch()
+        async with took("starting"):
             bring_up.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await bring_up
             await self._dead_letter_depth.stop()
-            if on_shutdown is not None:
+        if on_shutdown is not None:
+            async with took("service"):
                 await on_shutdown(self)
+        async with took("consumers"):
             for consumer in self._consumers:
                 await consumer.stop()
             self._consumers.clear()
-            if self._relay is not None:
+        if self._relay is not None:
+            async with took("outbox relay"):
                 await self._relay.stop()
-                self._relay = None
+            self._relay = None
+        async with took("producer"):
             await self.broker.stop()
-            await self._mongo.close()
+        if self._mongo is not None:
+            async with took("mongodb"):
+                await close_mongo_client(self._mongo)
             self._mongo = None
-            log.info("service stopped", extra={"service_name": self.name})
+        log.info(
+            "service stopped",
+            extra={"service_name": self.name, "shutdown_s": took.total, "steps_s": took.steps},
+        )
 
     async def _bring_up(self) -> None:
         """The producer, and beside it the indexes, then the relay and consumers; each
@@ -345,3 +370,22 @@ def document_errors(app: FastAPI) -> None:
                         f"{method.upper()} {path}: type the path parameter {param['name']!r} "
                         "as switchboard_platform.http.ResourceId (or an enum)"
                     )
+
+
+class _Stopwatch:
+    """How long each named step of a shutdown took, in seconds."""
+
+    def __init__(self) -> None:
+        self.steps: dict[str, float] = {}
+
+    @asynccontextmanager
+    async def __call__(self, step: str) -> AsyncIterator[None]:
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.steps[step] = round(time.monotonic() - started, 2)
+
+    @property
+    def total(self) -> float:
+        return round(sum(self.steps.values()), 2)

@@ -215,7 +215,8 @@ class TopicConsumer:
         return self.joined and self._fetcher is not None and not self._fetcher.done()
 
     async def stop(self, *, timeout_s: float = 15.0) -> None:
-        """Stop fetching, let the records in hand finish (bounded), commit, leave."""
+        """Stop fetching, let the records in hand finish (bounded; not if failing), commit,
+        leave."""
         self._stopping = True
         for task in (self._fetcher, self._committer):
             if task is not None:
@@ -226,7 +227,11 @@ class TopicConsumer:
         for part in self._partitions.values():
             part.queue.clear()  # what was fetched but not started comes again after a restart
         if workers:
-            _, pending = await asyncio.wait(workers, timeout=timeout_s)
+            # records in hand finish, unless their handling is failing (the database away):
+            # then there is nothing to finish, and they come again after the restart, as
+            # after a crash (each handler is idempotent); a shutdown stays within its grace
+            wait_s = 0 if self._pipeline.failing else timeout_s
+            _, pending = await asyncio.wait(workers, timeout=wait_s)
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)

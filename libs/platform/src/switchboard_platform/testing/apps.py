@@ -13,14 +13,21 @@ from fastapi import FastAPI
 
 @asynccontextmanager
 async def running_app(
-    app: FastAPI, *, wait_ready: bool = True, timeout_s: float = 30.0
+    app: FastAPI,
+    *,
+    wait_ready: bool = True,
+    timeout_s: float = 30.0,
+    shutdown_timeout_s: float = 30.0,
 ) -> AsyncIterator[httpx.AsyncClient]:
     """Start `app` (broker, database, relay, consumers), yield an HTTP client bound to it.
 
     The app serves at once and connects in the background; by default this waits until its
     `/readyz` answers 200 (consumers joined, producer connected), as a load balancer would.
+    A shutdown longer than `shutdown_timeout_s` fails with `TimeoutError`.
     """
-    async with LifespanManager(app, startup_timeout=30, shutdown_timeout=30) as manager:
+    async with LifespanManager(
+        app, startup_timeout=30, shutdown_timeout=shutdown_timeout_s
+    ) as manager:
         transport = httpx.ASGITransport(app=manager.app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
             if wait_ready:

@@ -18,8 +18,9 @@ from pymongo.errors import AutoReconnect
 class _AsyncCursor:
     """The chainable part of a cursor, iterated asynchronously."""
 
-    def __init__(self, cursor: Any) -> None:
+    def __init__(self, cursor: Any, database: FakeDatabase) -> None:
         self._cursor = cursor
+        self._database = database
 
     def sort(self, *args: Any, **kwargs: Any) -> _AsyncCursor:
         self._cursor = self._cursor.sort(*args, **kwargs)
@@ -37,11 +38,13 @@ class _AsyncCursor:
         return self._iterate()
 
     async def _iterate(self) -> AsyncIterator[dict[str, Any]]:
+        await self._database.answered()
         for doc in self._cursor:
             await asyncio.sleep(0)  # let other tasks run, as a real round trip would
             yield doc
 
     async def to_list(self, length: int | None = None) -> list[dict[str, Any]]:
+        await self._database.answered()
         return list(self._cursor)[:length] if length else list(self._cursor)
 
 
@@ -68,15 +71,17 @@ class FakeCollection:
 
     def find(self, *args: Any, **kwargs: Any) -> _AsyncCursor:
         self._reachable()
-        return _AsyncCursor(self._collection.find(*args, **kwargs))
+        return _AsyncCursor(self._collection.find(*args, **kwargs), self._database)
 
     async def aggregate(self, pipeline: list[dict[str, Any]]) -> _AsyncCursor:
         self._reachable()
-        return _AsyncCursor(self._collection.aggregate(pipeline))
+        await self._database.answered()
+        return _AsyncCursor(self._collection.aggregate(pipeline), self._database)
 
     async def bulk_write(self, requests: list[Any], ordered: bool = True) -> BulkResult:
         """UpdateOne/InsertOne/DeleteOne one by one (mongomock's bulk API lags PyMongo's)."""
         self._reachable()
+        await self._database.answered()
         result = BulkResult()
         for request in requests:
             await asyncio.sleep(0)
@@ -102,6 +107,7 @@ class FakeCollection:
         async def call(*args: Any, **kwargs: Any) -> Any:
             await asyncio.sleep(0)
             self._reachable()
+            await self._database.answered()
             return method(*args, **kwargs)
 
         return call
@@ -114,6 +120,21 @@ class FakeDatabase:
         self._db: Any = mongomock.MongoClient(tz_aware=True)[name]
         self.unreachable = False
         """Set to make every operation fail as PyMongo's do while the server is away."""
+        self._answering = asyncio.Event()
+        self._answering.set()
+
+    def stall(self) -> None:
+        """Make every operation wait for `resume()`: a server that stopped answering, whose
+        operations PyMongo holds until a timeout."""
+        self._answering.clear()
+
+    def resume(self) -> None:
+        """Answer again: the stalled operations go on."""
+        self._answering.set()
+
+    async def answered(self) -> None:
+        """Wait while the database is stalled."""
+        await self._answering.wait()
 
     def __getitem__(self, name: str) -> FakeCollection:
         return FakeCollection(self._db[name], self)
