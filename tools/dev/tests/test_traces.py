@@ -97,6 +97,24 @@ def test_trace_is_found_by_call_id_and_drawn_parent_first(tmp_path: Path) -> Non
     assert "call c-1" in drawn[0]
 
 
+def test_a_trace_of_many_seconds_keeps_its_columns_aligned(tmp_path: Path) -> None:
+    """A call whose note came 11 s later (a consumer still joining): the start column grows
+    instead of pushing the row out of line (a CI run read such a row as no row at all)."""
+    from switchboard_dev.traces import span_records
+
+    root = _span("00f067aa0ba902b7", "", "POST /v1/calls", 0, 50)
+    late = _span("00f067aa0ba902b8", "00f067aa0ba902b7", "call.received process", 10_954, 123_456)
+    SpanFile(tmp_path).append(span_records(_request("notes", root, late)))
+    drawn = waterfall(read_spans(tmp_path), TRACE.hex(), width=10).splitlines()
+    header = next(line for line in drawn if line.split()[:2] == ["start", "duration"])
+    rows = [line for line in drawn if line.rstrip().endswith("]")]
+    assert len(rows) == 2
+    for column in ("start", "duration"):  # each figure ends under its heading
+        end = header.index(column) + len(column)
+        assert [row[end - 2 : end] for row in rows] == ["ms", "ms"], drawn
+    assert all(row.startswith(" ") for row in rows), drawn
+
+
 def test_span_file_rotates_and_reads_both_files(tmp_path: Path) -> None:
     file = SpanFile(tmp_path, max_bytes=200)
     from switchboard_dev.traces import span_records

@@ -290,11 +290,15 @@ def waterfall(spans: list[StoredSpan], trace_id: str, *, width: int = 30) -> str
     if call_ids:
         header += f"  call {', '.join(call_ids)}"
     services = sorted({s.service for s in own})
+    # columns as wide as their longest figure: a call held up for seconds stays aligned
+    start_w = max(7, len(f"{total / 1e6:.1f}"))
+    took_w = max(8, len(f"{max(s.duration_ms for s in own):.1f}"))
     lines = [
         f"{header}\n{len(own)} spans in {len(services)} services ({', '.join(services)}), "
         f"{total / 1e6:.1f} ms from the first span's start to the last one's end",
         "",
-        f"{'start':>9} {'duration':>10}  {'status':<6} {'service':<10} {'timeline':<{width}}  span",
+        f"{'start':>{start_w + 2}} {'duration':>{took_w + 2}}  {'status':<6} {'service':<10} "
+        f"{'timeline':<{width}}  span",
     ]
 
     def walk(span: StoredSpan, depth: int) -> None:
@@ -303,7 +307,7 @@ def waterfall(spans: list[StoredSpan], trace_id: str, *, width: int = 30) -> str
         length = max(1, round((span.end_ns - span.start_ns) / total * width))
         bar = (" " * first + "█" * length)[:width]
         lines.append(
-            f"{offset / 1e6:>7.1f}ms {span.duration_ms:>8.1f}ms  {span.status:<6} "
+            f"{offset / 1e6:>{start_w}.1f}ms {span.duration_ms:>{took_w}.1f}ms  {span.status:<6} "
             f"{span.service:<10} {bar:<{width}}  {'  ' * depth}{span.name} [{span.kind}]"
         )
         for child in children.get(span.span_id, []):
