@@ -51,6 +51,7 @@ class BaselineSpec:
     max_duration_s: float
     fetch_max_wait_ms: int
     server_pids: dict[str, int]
+    database: str = DATABASE
 
 
 def _headers(event_id: str, kind: str) -> list[tuple[str, bytes]]:
@@ -71,7 +72,7 @@ class Pipeline:
         self._mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(
             spec.mongodb_url, tz_aware=True
         )
-        db = self._mongo[DATABASE]
+        db = self._mongo[spec.database]
         self._calls, self._notes = db["calls"], db["notes"]
         self._producer = AIOKafkaProducer(
             bootstrap_servers=spec.bootstrap_servers, acks="all", linger_ms=2

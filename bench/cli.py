@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from switchboard_dev.infra import EMBEDDED_KAFKA_ENV
-from switchboard_dev.suite import running_servers
+from switchboard_dev.suite import external_servers, running_servers
 from switchboard_platform.settings import ServiceSettings
 
 from .harness import Plan, run_baseline, run_suite
@@ -60,9 +60,22 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--no-episodes", action="store_true", help="skip the backpressure and restart episodes"
     )
+    parser.add_argument(
+        "--kafka-bootstrap-servers",
+        default="",
+        help="run on this Kafka instead of a fresh embedded broker (with --mongodb-url)",
+    )
+    parser.add_argument(
+        "--mongodb-url",
+        default="",
+        help="run on this MongoDB instead of a fresh embedded server (with the broker's)",
+    )
     parser.add_argument("--name", default="", help="label of this run in the results file name")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "bench" / "results")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if bool(args.kafka_bootstrap_servers) != bool(args.mongodb_url):
+        parser.error("--kafka-bootstrap-servers and --mongodb-url go together")
+    return args
 
 
 def _service_defaults() -> dict[str, str]:
@@ -106,7 +119,8 @@ def _plan(args: argparse.Namespace) -> Plan:
 
 
 def _one_run(args: argparse.Namespace, plan: Plan, run_name: str) -> dict[str, Any]:
-    """One whole run on fresh servers: baseline, then the suite; written to `<out>/`."""
+    """One whole run on fresh embedded servers (or the external ones, in databases of the
+    run's own): baseline, then the suite; written to `<out>/`."""
     out_dir = args.out / run_name
     out_dir.mkdir(parents=True, exist_ok=True)
     result: dict[str, Any] = {
@@ -119,7 +133,13 @@ def _one_run(args: argparse.Namespace, plan: Plan, run_name: str) -> dict[str, A
         }
     }
     began = time.monotonic()
-    with running_servers() as servers:
+    servers_used = (
+        external_servers(args.kafka_bootstrap_servers, args.mongodb_url)
+        if args.kafka_bootstrap_servers
+        else running_servers()
+    )
+    result["run"]["servers"] = "external" if args.kafka_bootstrap_servers else "embedded"
+    with servers_used as servers:
         if plan.baseline:
             result["baseline"] = run_baseline(plan, servers)
             print(f"baseline: {json.dumps(result['baseline']['max'])}", flush=True)

@@ -20,7 +20,7 @@ from switchboard_dev.suite import Servers, create_tenant, running_services, tena
 from switchboard_platform.testing.processes import ServiceProcess
 
 from . import episodes, profile
-from .baseline import BaselineSpec, baseline_process
+from .baseline import DATABASE, BaselineSpec, baseline_process
 from .load import LoadResult, LoadSpec, load_process
 from .observer import ApiSampler, TopicWatcher
 from .procs import CpuMeter, peak_rss_mib, rss_mib
@@ -76,6 +76,7 @@ def run_baseline(plan: Plan, servers: Servers, *, rate_step: bool = True) -> dic
             for name, pid in (("tansu", servers.kafka.pid), ("nx-27017", servers.mongo.pid))
             if pid is not None
         },
+        database=f"{servers.database_prefix}{DATABASE}",
     )
     process, conn = _in_process(baseline_process, spec)
     result: dict[str, Any] = conn.recv()

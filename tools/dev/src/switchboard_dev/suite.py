@@ -16,24 +16,65 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
 
 import httpx
 
 from switchboard_contracts.topics import ALL_TOPICS
 from switchboard_dev.services import SERVICES
 from switchboard_platform.embedded import EmbeddedKafka, EmbeddedMongo
+from switchboard_platform.kafka_admin import ensure_topics
 from switchboard_platform.testing.processes import ServiceProcess
 from switchboard_platform.testing.tokens import auth_header
 
 MODULES = {s.name: s.module for s in SERVICES}
 
 
+class KafkaServer(Protocol):
+    """A broker the suite runs on: where it listens, and its process if it is ours."""
+
+    @property
+    def bootstrap_servers(self) -> str: ...
+
+    @property
+    def pid(self) -> int | None: ...
+
+
+class MongoServer(Protocol):
+    """A database server the suite runs on: its URL, and its process if it is ours."""
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def pid(self) -> int | None: ...
+
+
+@dataclass(frozen=True)
+class ExternalKafka:
+    """A broker someone else runs (a real Kafka cluster): no process of ours to measure."""
+
+    bootstrap_servers: str
+    pid: None = None
+
+
+@dataclass(frozen=True)
+class ExternalMongo:
+    """A database server someone else runs (a real MongoDB)."""
+
+    url: str
+    pid: None = None
+
+
 @dataclass
 class Servers:
-    """The dedicated broker and database server of one run."""
+    """The broker and database server of one run, and the prefix of its databases' names
+    (empty on fresh embedded servers; a fresh one per run on external servers, which keep
+    what earlier runs left)."""
 
-    kafka: EmbeddedKafka
-    mongo: EmbeddedMongo
+    kafka: KafkaServer
+    mongo: MongoServer
+    database_prefix: str = ""
 
 
 @contextmanager
@@ -46,6 +87,18 @@ def running_servers(*, mongo_data_dir: Path | None = None) -> Iterator[Servers]:
         yield Servers(kafka, mongo)
 
 
+@contextmanager
+def external_servers(bootstrap_servers: str, mongodb_url: str) -> Iterator[Servers]:
+    """A Kafka and a MongoDB that run elsewhere (the contract topics created if missing);
+    this run's databases are named `run<id>_<service>`, so each run starts empty."""
+    asyncio.run(ensure_topics(bootstrap_servers, ALL_TOPICS))
+    yield Servers(
+        ExternalKafka(bootstrap_servers),
+        ExternalMongo(mongodb_url),
+        database_prefix=f"run{uuid.uuid4().hex[:8]}_",
+    )
+
+
 @dataclass
 class Suite:
     """Servers and the replicas of each service, by service name."""
@@ -55,12 +108,14 @@ class Suite:
 
     @property
     def kafka(self) -> EmbeddedKafka:
-        """The broker."""
+        """The broker (embedded: `running_suite` starts its own)."""
+        assert isinstance(self.servers.kafka, EmbeddedKafka)
         return self.servers.kafka
 
     @property
     def mongo(self) -> EmbeddedMongo:
-        """The database server."""
+        """The database server (embedded)."""
+        assert isinstance(self.servers.mongo, EmbeddedMongo)
         return self.servers.mongo
 
     @property
@@ -104,7 +159,7 @@ def service_processes(
                     kafka_bootstrap_servers=servers.kafka.bootstrap_servers,
                     mongodb_url=servers.mongo.url,
                     log_dir=log_dir,
-                    database=name,
+                    database=f"{servers.database_prefix}{name}",
                     extra_env=replica_env,
                 )
             )
