@@ -29,6 +29,8 @@ DSR_MONTHS = 1
 MAX_EXTENSION_MONTHS = 2
 """... extended by two further months at most, with a reason (R-DSR-T)."""
 CLOCK_SKEW = timedelta(minutes=5)
+GDPR_APPLIES = datetime(2018, 5, 25, tzinfo=UTC)
+"""No data-subject request under the GDPR was received before it applied (Art. 99(2))."""
 
 
 class SweepStatus(StrEnum):
@@ -189,9 +191,15 @@ def due_at(received_at: datetime, extension_months: int = 0) -> datetime:
 
 
 def check_received(received_at: datetime, now: datetime) -> None:
-    """A request cannot have been received in the future."""
+    """A request cannot have been received in the future, nor before the GDPR applied (a
+    request entered late is backdated to its receipt, and shows overdue, as it is)."""
     if received_at > now + CLOCK_SKEW:
         raise Unprocessable("a request cannot be received in the future", field="received_at")
+    if received_at < GDPR_APPLIES:
+        raise Unprocessable(
+            "a request cannot be received before the GDPR applied (2018-05-25)",
+            field="received_at",
+        )
 
 
 def check_extension(

@@ -181,6 +181,15 @@ async def test_r_sec_2_only_operators_reach_the_retention_api(
             },
             ["body", "received_at"],
         ),
+        (  # backdated before the GDPR applied: overdue at once, and no GDPR request
+            "/v1/dsr",
+            {
+                "right": "access",
+                "identifiers": [{"kind": "phone", "value": PHONE}],
+                "received_at": "1900-01-01T00:00:00Z",
+            },
+            ["body", "received_at"],
+        ),
     ],
 )
 async def test_bad_input_answers_422_naming_the_field(

@@ -17,6 +17,7 @@ from switchboard_retention.domain import (
     category_orders,
     check_as_of,
     check_extension,
+    check_received,
     deadline,
     dsr_status,
     due_at,
@@ -116,3 +117,16 @@ def test_a_request_is_completed_when_every_service_answered_and_nothing_was_kept
         dsr_status(expected=expected, answered=expected, kept_anything=True, timed_out=False)
         is DsrStatus.PARTIALLY_COMPLETED
     )
+
+
+def test_r_dsr_t_a_request_is_received_between_the_gdpr_and_now() -> None:
+    """A request entered late keeps its day of receipt (and shows overdue), but none was
+    received before the GDPR applied, nor later than now."""
+    now = datetime(2026, 11, 29, 12, tzinfo=UTC)
+    check_received(datetime(2018, 5, 25, tzinfo=UTC), now)
+    check_received(now - timedelta(days=400), now)
+    check_received(now + timedelta(minutes=4), now)  # clock skew
+    for refused in (datetime(2018, 5, 24, 23, 59, tzinfo=UTC), now + timedelta(hours=1)):
+        with pytest.raises(Unprocessable) as caught:
+            check_received(refused, now)
+        assert caught.value.field == "received_at"
