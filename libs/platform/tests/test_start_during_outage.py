@@ -7,20 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 from pymongo import AsyncMongoClient
 
-from switchboard_contracts import KafkaRecord, encode, make_event
 from switchboard_contracts.calls import CallReceived
-from switchboard_contracts.common import Caller
 from switchboard_contracts.topics import ALL_TOPICS
 from switchboard_notes.config import NotesSettings
 from switchboard_notes.main import create_app
 from switchboard_platform.embedded import EmbeddedKafka, EmbeddedMongo, free_port
 from switchboard_platform.testing.apps import running_app
+from switchboard_platform.testing.calls import call_record, received_call
 from switchboard_platform.testing.kafka import produce, start_groups_at_log_end
 from switchboard_platform.testing.pytest_plugin import ServerEndpoints
 from switchboard_platform.testing.settings import service_settings
@@ -122,7 +120,7 @@ async def test_stopped_during_a_mongodb_outage_with_events_in_hand_it_shuts_down
             tenant = f"t-{uuid.uuid4().hex[:8]}"
             await produce(
                 servers.kafka_bootstrap_servers,
-                [_call_record(tenant, n) for n in range(300)],
+                [call_record(received_call(tenant, n)) for n in range(300)],
             )
             observer = AsyncMongoClient[dict[str, Any]](mongo.url)
             try:
@@ -135,17 +133,3 @@ async def test_stopped_during_a_mongodb_outage_with_events_in_hand_it_shuts_down
             await asyncio.to_thread(mongo.stop)  # the outage; then the shutdown
     finally:
         await asyncio.to_thread(mongo.stop)
-
-
-def _call_record(tenant: str, n: int) -> KafkaRecord:
-    started = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=n)
-    call = CallReceived(
-        call_id=uuid.uuid4().hex,
-        tenant_id=tenant,
-        agent_id="agent-1",
-        caller=Caller(name=f"Caller {n}", phone="+4915211014450"),
-        concern=f"Anliegen {n}",
-        started_at=started,
-        received_at=started,
-    )
-    return encode(make_event(call, tenant_id=tenant, source="/test"))

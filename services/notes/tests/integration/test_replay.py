@@ -4,16 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime, timedelta
 
 import httpx
 
-from switchboard_contracts import encode, make_event
 from switchboard_contracts.calls import CallReceived
-from switchboard_contracts.common import Caller
 from switchboard_notes.config import NotesSettings
 from switchboard_notes.main import create_app
 from switchboard_platform.testing.apps import running_app
+from switchboard_platform.testing.calls import call_record, received_call
 from switchboard_platform.testing.kafka import produce
 from switchboard_platform.testing.pytest_plugin import ServerEndpoints
 from switchboard_platform.testing.settings import service_settings
@@ -21,22 +19,8 @@ from switchboard_platform.testing.tokens import auth_header
 from switchboard_platform.testing.topics import collect_events
 
 
-def _call(tenant: str, n: int) -> CallReceived:
-    started = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=n)
-    return CallReceived(
-        call_id=uuid.uuid4().hex,
-        tenant_id=tenant,
-        agent_id="agent-1",
-        caller=Caller(name=f"Caller {n}", phone="+4915211014450"),
-        concern=f"Anliegen {n}",
-        started_at=started,
-        received_at=started,
-    )
-
-
 async def _publish(servers: ServerEndpoints, call: CallReceived) -> None:
-    record = encode(make_event(call, tenant_id=call.tenant_id, source="/test"))
-    await produce(servers.kafka_bootstrap_servers, [record])
+    await produce(servers.kafka_bootstrap_servers, [call_record(call)])
 
 
 async def _note_ids(client: httpx.AsyncClient, tenant: str) -> set[str]:
@@ -60,7 +44,7 @@ async def test_replaying_call_received_from_offset_zero_changes_nothing(
 ) -> None:
     tenant = f"t-{uuid.uuid4().hex[:8]}"
     database = f"notes_replay_{uuid.uuid4().hex[:8]}"
-    calls = [_call(tenant, n) for n in range(1, 6)]
+    calls = [received_call(tenant, n) for n in range(1, 6)]
     async with running_app(create_app(service_settings(NotesSettings, servers, database))) as app:
         for call in calls:
             await _publish(servers, call)
@@ -81,7 +65,7 @@ async def test_replaying_call_received_from_offset_zero_changes_nothing(
     replay = service_settings(
         NotesSettings, servers, database, kafka_consumer_group_prefix=f"replay-{uuid.uuid4().hex}"
     )
-    marker = _call(tenant, 0)
+    marker = received_call(tenant, 0)
     async with running_app(create_app(replay)) as app:
         await _publish(servers, marker)
         # same tenant, same partition: once the marker is a note, the replay passed the rest
