@@ -222,6 +222,7 @@ def test_every_deployment_reads_its_secrets_as_production_needs_them() -> None:
 
 def _shutdown_budget_s(service: str) -> float:
     """preStop + the timeouts the process spends stopping, read from the code."""
+    from switchboard_platform import mongo, outbox_relay, topic_consumer
     from switchboard_platform.outbox_relay import OutboxRelay
     from switchboard_platform.serve import GRACEFUL_SHUTDOWN_S
     from switchboard_platform.topic_consumer import TopicConsumer
@@ -231,8 +232,10 @@ def _shutdown_budget_s(service: str) -> float:
         return value
 
     budget: float = 5 + GRACEFUL_SHUTDOWN_S  # preStop sleep, then uvicorn drains HTTP
-    budget += default(TopicConsumer.stop, "timeout_s")
-    budget += default(OutboxRelay.stop, "flush_timeout_s")
+    # every topic at once: the records in hand, then leaving the group
+    budget += default(TopicConsumer.stop, "timeout_s") + topic_consumer.STOP_TIMEOUT_S
+    budget += default(OutboxRelay.stop, "flush_timeout_s") + outbox_relay.RELEASE_TIMEOUT_S
+    budget += mongo.CLOSE_TIMEOUT_S
     if service == "notify":
         from switchboard_notify.sender import Sender
 

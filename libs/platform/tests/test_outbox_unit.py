@@ -381,3 +381,31 @@ async def test_a_failing_relay_stops_without_waiting_for_its_pending_operation(
     assert stored is not None
     assert stored[OUTBOX], "the unpublished event stays stored"
     assert broker.published == []
+
+
+async def test_a_relay_that_fails_after_its_stop_began_stops_then(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The outage comes while the stop waits to flush: the relay's read was under way and
+    answered late, then its publish failed (the broker away too). The stop notices the
+    failure then, not only at its start, and does not wait out its flush deadline."""
+    db = FakeDatabase()
+    await db.a.insert_one(with_outbox({"_id": 1}, [_rated("t1")]))
+    broker = FakeBroker()
+    relay = _relay(db, broker)
+    db.stall()  # the first read hangs: the relay is healthy, its pass under way
+    relay.start()
+    await asyncio.sleep(0.05)
+    assert relay.healthy
+    with caplog.at_level("WARNING", logger="switchboard_platform.outbox_relay"):
+        stopping = asyncio.create_task(relay.stop(flush_timeout_s=120))
+        await asyncio.sleep(0.3)
+        assert not stopping.done(), "a healthy relay is given its time to flush"
+        broker.fail = lambda value, topic: KafkaConnectionError()
+        db.resume()  # the read answers; the publish fails, and the relay retries
+        await asyncio.wait_for(stopping, 60)
+    messages = [r.getMessage() for r in caplog.records]
+    assert "outbox relay stopped while failing; pending events stay stored" in messages
+    stored = await db.a.find_one({"_id": 1})
+    assert stored is not None
+    assert stored[OUTBOX], "the unpublished event stays stored"

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
 from pymongo import AsyncMongoClient
 
-from switchboard_contracts.calls import CallReceived
 from switchboard_contracts.topics import ALL_TOPICS
 from switchboard_notes.config import NotesSettings
 from switchboard_notes.main import create_app
@@ -91,15 +91,16 @@ async def test_started_without_mongodb_it_serves_health_and_gets_ready_when_mong
 
 
 async def test_stopped_during_a_mongodb_outage_with_events_in_hand_it_shuts_down_in_time(
-    servers: ServerEndpoints,
+    servers: ServerEndpoints, tmp_path: Path
 ) -> None:
     """A rolling update during an outage: notes was working through a backlog when MongoDB
     went away. Its shutdown neither waits for records it cannot finish nor for events it
     cannot flush (the records are uncommitted, the events stored: both come again), so it
-    ends within `GRACE_S`. Before, it waited 15 s for the topic's records in hand, then the
-    relay's 10 s flush deadline: 25 s here, over 30 s in a CI run (`TimeoutError`). What is
-    left is bounded by timeouts: a MongoDB operation's connect timeout (3 s), the lease's
-    release (1 s), the client's close (1 s), each consumer leaving its group (2 s)."""
+    ends within `GRACE_S`; restarted once MongoDB is back, it has one note for each call.
+    Before, it waited 15 s for the topic's records in hand and then the relay and the
+    client waited out server selections: 25 s here, over 30 s in a CI run (`TimeoutError`).
+    What is left is bounded by timeouts: a MongoDB operation's connect timeout (3 s), the
+    lease's release (1 s), the client's close (1 s), leaving the groups (2 s)."""
     port = free_port()
     prefix = f"outage-{uuid.uuid4().hex[:8]}"
     database = f"notes_outage_{uuid.uuid4().hex[:8]}"
@@ -110,26 +111,43 @@ async def test_stopped_during_a_mongodb_outage_with_events_in_hand_it_shuts_down
         mongodb_url=f"mongodb://127.0.0.1:{port}/?directConnection=true",
         kafka_consumer_group_prefix=prefix,
     )
+    app = create_app(settings)
+    # every group at the end of the shared topics: the backlog is the test's own
     await start_groups_at_log_end(
-        servers.kafka_bootstrap_servers, [(CallReceived.topic, f"{prefix}.{CallReceived.topic}")]
+        servers.kafka_bootstrap_servers, app.state.runtime.subscriptions()
     )
-    mongo = EmbeddedMongo(port=port)
+    mongo = EmbeddedMongo(port=port, data_dir=tmp_path / "mongo")  # kept across its restart
     await asyncio.to_thread(mongo.start)
+    tenant = f"t-{uuid.uuid4().hex[:8]}"
+    calls = [received_call(tenant, n) for n in range(300)]
     try:
-        async with running_app(create_app(settings), shutdown_timeout_s=GRACE_S):
-            tenant = f"t-{uuid.uuid4().hex[:8]}"
-            await produce(
-                servers.kafka_bootstrap_servers,
-                [call_record(received_call(tenant, n)) for n in range(300)],
-            )
-            observer = AsyncMongoClient[dict[str, Any]](mongo.url)
-            try:
-                notes = observer[database].notes
-                while (stored := await notes.count_documents({})) < 5:  # noqa: ASYNC110
-                    await asyncio.sleep(0.05)  # the backlog is being worked through
-            finally:
-                await observer.close()
+        async with running_app(app, shutdown_timeout_s=GRACE_S):
+            await produce(servers.kafka_bootstrap_servers, [call_record(c) for c in calls])
+            stored = await _wait_for_notes(mongo.url, database, at_least=5)
             assert stored < 300, "the outage must come while the backlog is in hand"
             await asyncio.to_thread(mongo.stop)  # the outage; then the shutdown
+        # MongoDB back, the service restarted: what was cancelled in hand comes again
+        await asyncio.to_thread(mongo.start)
+        async with running_app(create_app(settings)):
+            await _wait_for_notes(mongo.url, database, at_least=300)
+        observer = AsyncMongoClient[dict[str, Any]](mongo.url)
+        try:
+            kept = await observer[database].notes.distinct("call_id")
+        finally:
+            await observer.close()
+        assert sorted(kept) == sorted(c.call_id for c in calls), "each call one note"
     finally:
         await asyncio.to_thread(mongo.stop)
+
+
+async def _wait_for_notes(url: str, database: str, *, at_least: int) -> int:
+    """How many notes are stored, once at least `at_least` are (fails after 60 s)."""
+    observer = AsyncMongoClient[dict[str, Any]](url)
+    try:
+        notes = observer[database].notes
+        async with asyncio.timeout(60):
+            while (stored := await notes.count_documents({})) < at_least:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        return stored
+    finally:
+        await observer.close()

@@ -262,23 +262,46 @@ async def test_a_pipeline_that_breaks_leaves_the_record_in_place_reports_the_sta
 class Retrying(Handler):
     """A pipeline retrying a record whose handler fails transiently (its database away)."""
 
+    in_hand: asyncio.Event = field(default_factory=asyncio.Event)
+
     async def process(self, record: Any) -> None:
         if record.offset == 1:
-            self.failing = True
-            await asyncio.Event().wait()  # retries until cancelled
+            self.in_hand.set()
+            await asyncio.Event().wait()  # its operation hangs, then fails, retried until cancelled
         await super().process(record)
 
 
 async def test_a_stop_does_not_wait_for_a_record_whose_handling_is_failing() -> None:
     """A shutdown during a database outage: the record in hand cannot finish, and waiting
-    for it (15 s a topic) kept a service past a pod's 30 s grace. It is cancelled at once,
-    left uncommitted, and comes again after the restart."""
+    for it (15 s a topic) kept a service past the test's 30 s. Once its handling fails
+    (also after the stop began: an operation fails only when it times out) it is
+    cancelled, left uncommitted, and comes again after the restart."""
     handler = Retrying()
     consumer, kafka = _consumer(handler)
     consumer.joined = True
     consumer._enqueue(P0, _records(P0, range(0, 3)))
-    while not handler.failing:  # noqa: ASYNC110 - a state the fake sets
-        await asyncio.sleep(0.01)
-    await asyncio.wait_for(consumer.stop(timeout_s=120), 60)
+    await handler.in_hand.wait()
+    stopping = asyncio.create_task(consumer.stop(timeout_s=120))
+    await asyncio.sleep(0.5)
+    assert not stopping.done(), "a record in hand is given its time while it is not failing"
+    handler.failing = True  # its operation timed out: the pipeline retries it
+    await asyncio.wait_for(stopping, 60)
     assert handler.handled == [(0, 0)]
     assert kafka.commits == [{P0: 1}]  # the failing record is not committed
+
+
+async def test_a_stop_lets_the_record_in_hand_finish_and_commits_it() -> None:
+    """A healthy stop: the record in hand finishes and is committed (not handled again by
+    the next member); the records fetched behind it are left for the next member."""
+    handler = Handler(gate=asyncio.Event())
+    consumer, kafka = _consumer(handler)
+    consumer.joined = True
+    consumer._enqueue(P0, _records(P0, range(0, 5)))
+    await asyncio.sleep(0.01)  # offset 0 is in the handler
+    stopping = asyncio.create_task(consumer.stop(timeout_s=120))
+    await asyncio.sleep(0.3)
+    assert not stopping.done()
+    handler.gate.set()  # type: ignore[union-attr]
+    await asyncio.wait_for(stopping, 60)
+    assert handler.handled == [(0, 0)]
+    assert kafka.commits == [{P0: 1}]

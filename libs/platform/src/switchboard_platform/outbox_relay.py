@@ -124,6 +124,8 @@ class RelayLease:
 
 
 RELEASE_TIMEOUT_S = 1.0
+FAILING_CHECK_S = 0.2
+"""How often a stopping relay asks whether its passes fail."""
 """How long a stopping relay tries to hand its lease on before leaving it to expire."""
 
 UNREAD_COUNT_INTERVAL_S = 1.0
@@ -197,24 +199,32 @@ class OutboxRelay:
         self._wake.set()
         task, self._task = self._task, None
         if task is not None and not task.done():
-            if not self.healthy:
-                # its last pass failed (the database or the broker away): nothing can be
-                # flushed now, and its pending operation may wait a connect timeout; the
-                # events stay stored for the next relay (at least once, as after a crash)
-                task.cancel()
-            try:
-                await asyncio.wait_for(task, flush_timeout_s)
-            except TimeoutError:
-                log.warning("outbox relay did not flush in time; pending events stay stored")
-            except asyncio.CancelledError:
-                if stop_requested():
-                    raise  # the stop itself was cancelled
-                log.warning("outbox relay stopped while failing; pending events stay stored")
+            await self._flush(task, flush_timeout_s)
         # bounded: without the database the lease expires on its own (ttl_s)
         with contextlib.suppress(Exception):
             async with asyncio.timeout(RELEASE_TIMEOUT_S):
                 await self.lease.release()
         OUTBOX_RELAY_ACTIVE.labels(service=self._service).set(0)
+
+    async def _flush(self, task: asyncio.Task[None], timeout_s: float) -> None:
+        """Let the stopping relay publish what is pending, at most `timeout_s`, and no longer
+        once a pass fails (the database or the broker away): then nothing can be flushed,
+        and its pending operation may wait out a connect timeout; the events stay stored
+        for the next relay (at least once, as after a crash). Asked again every 0.2 s."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        try:
+            while not task.done():
+                if not self.healthy:
+                    log.warning("outbox relay stopped while failing; pending events stay stored")
+                    break
+                if (left := deadline - loop.time()) <= 0:
+                    log.warning("outbox relay did not flush in time; pending events stay stored")
+                    break
+                await asyncio.wait({task}, timeout=min(FAILING_CHECK_S, left))
+        finally:
+            task.cancel()
+        await asyncio.gather(task, return_exceptions=True)  # raises if the stop is cancelled
 
     def info(self) -> dict[str, Any]:
         """What `/readyz` shows of the relay."""

@@ -199,8 +199,9 @@ class ServiceRuntime:
         """Open the database, start the broker, consumers and relay; on exit stop them.
 
         Shutdown order: the service's own `on_shutdown` (its background loops), stop
-        consuming (in-flight messages finish and commit), flush the outbox and hand its lease
-        on, close the producer, close the database.
+        consuming (every topic at once: the records in hand finish and commit, unless their
+        handling is failing), flush the outbox (unless the relay is failing) and hand its
+        lease on, close the producer, close the database (docs/decisions/0020).
         """
         if self.tracing:
             instrument_mongo(self.tracer_provider)
@@ -233,9 +234,8 @@ class ServiceRuntime:
         if on_shutdown is not None:
             async with took("service"):
                 await on_shutdown(self)
-        async with took("consumers"):
-            for consumer in self._consumers:
-                await consumer.stop()
+        async with took("consumers"):  # together: one topic's wait is not added to another's
+            await asyncio.gather(*(consumer.stop() for consumer in self._consumers))
             self._consumers.clear()
         if self._relay is not None:
             async with took("outbox relay"):

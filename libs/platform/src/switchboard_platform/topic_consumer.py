@@ -42,6 +42,8 @@ MAX_QUEUED_PER_PARTITION = 500
 FETCH_MAX_RECORDS = 500
 REVOKE_WAIT_S = 10.0
 STOP_TIMEOUT_S = 2.0
+FAILING_CHECK_S = 0.2
+"""How often a stop waiting for records in hand asks whether their handling fails."""
 
 
 @dataclass
@@ -215,26 +217,24 @@ class TopicConsumer:
         return self.joined and self._fetcher is not None and not self._fetcher.done()
 
     async def stop(self, *, timeout_s: float = 15.0) -> None:
-        """Stop fetching, let the records in hand finish (bounded; not if failing), commit,
-        leave."""
+        """Stop fetching, let the records in hand finish (bounded; not while the topic's
+        handling is failing), commit, leave."""
         self._stopping = True
         for task in (self._fetcher, self._committer):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-        workers = [p.worker for p in self._partitions.values() if p.worker is not None]
+        workers = [p.worker for p in self._partitions.values() if p.worker and not p.worker.done()]
         for part in self._partitions.values():
-            part.queue.clear()  # what was fetched but not started comes again after a restart
+            # what was fetched but not started comes again after a restart; the record in
+            # hand stays at the head of its queue, so that finishing it commits it
+            in_hand = part.queue[0] if part.queue and part.worker in workers else None
+            part.queue.clear()
+            if in_hand is not None:
+                part.queue.append(in_hand)
         if workers:
-            # records in hand finish, unless their handling is failing (the database away):
-            # then there is nothing to finish, and they come again after the restart, as
-            # after a crash (each handler is idempotent); a shutdown stays within its grace
-            wait_s = 0 if self._pipeline.failing else timeout_s
-            _, pending = await asyncio.wait(workers, timeout=wait_s)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+            await self._finish_in_hand(workers, timeout_s)
         if self.joined:
             await self.commit()
         if self._consumer is not None:
@@ -248,6 +248,23 @@ class TopicConsumer:
                 if self._member_record is not None:
                     self._member_record.clear()  # it left: nothing for a restart to remove
             self._consumer = None
+
+    async def _finish_in_hand(self, workers: list[asyncio.Task[None]], timeout_s: float) -> None:
+        """Wait for the records in hand, at most `timeout_s`, and no longer once the topic's
+        handling fails (the database away): then nothing can finish, and the records come
+        again after the restart, as after a crash (each handler is idempotent), so a
+        shutdown stays within its grace. Asked again every `FAILING_CHECK_S`: a handler
+        fails only once its operation times out, which may come after the stop began."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        pending = set(workers)
+        try:
+            while pending and not self._pipeline.failing and (left := deadline - loop.time()) > 0:
+                _, pending = await asyncio.wait(pending, timeout=min(FAILING_CHECK_S, left))
+        finally:
+            for task in pending:
+                task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
 
     # fetching -----------------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ import asyncio
 import itertools
 import time
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,10 +20,11 @@ from typing import Protocol
 
 import httpx
 
-from switchboard_contracts.topics import ALL_TOPICS
+from switchboard_contracts.topics import ALL_TOPICS, EVENT_TOPICS
 from switchboard_dev.services import SERVICES
 from switchboard_platform.embedded import EmbeddedKafka, EmbeddedMongo
 from switchboard_platform.kafka_admin import ensure_topics
+from switchboard_platform.testing.kafka import start_groups_at_log_end
 from switchboard_platform.testing.processes import ServiceProcess
 from switchboard_platform.testing.tokens import auth_header
 
@@ -68,9 +69,9 @@ class ExternalMongo:
 
 @dataclass
 class Servers:
-    """The broker and database server of one run, and the prefix of its databases' names
-    (empty on fresh embedded servers; a fresh one per run on external servers, which keep
-    what earlier runs left)."""
+    """The broker and database server of one run, and the prefix of its databases' and
+    consumer groups' names (empty on fresh embedded servers; a fresh one per run on
+    external servers, which keep what earlier runs left)."""
 
     kafka: KafkaServer
     mongo: MongoServer
@@ -89,8 +90,10 @@ def running_servers(*, mongo_data_dir: Path | None = None) -> Iterator[Servers]:
 
 @contextmanager
 def external_servers(bootstrap_servers: str, mongodb_url: str) -> Iterator[Servers]:
-    """A Kafka and a MongoDB that run elsewhere (the contract topics created if missing);
-    this run's databases are named `run<id>_<service>`, so each run starts empty."""
+    """A Kafka and a MongoDB that run elsewhere (the contract topics created if missing,
+    with one replica: a cluster that wants more creates them beforehand); this run's
+    databases and consumer groups are named `run<id>_<service>…`, so each run starts
+    empty and at the topics' start."""
     asyncio.run(ensure_topics(bootstrap_servers, ALL_TOPICS))
     yield Servers(
         ExternalKafka(bootstrap_servers),
@@ -149,6 +152,8 @@ def service_processes(
         groups[name] = []
         for i in range(count):
             replica_env = dict(base_env)
+            if servers.database_prefix:  # on servers that keep earlier runs' groups too
+                replica_env["KAFKA_CONSUMER_GROUP_PREFIX"] = f"{servers.database_prefix}{name}"
             if instance_prefix:
                 replica_env["KAFKA_GROUP_INSTANCE_ID"] = f"{instance_prefix}-{name}-{i}"
             groups[name].append(
@@ -174,7 +179,10 @@ def running_services(
     env: Mapping[str, str] | None = None,
 ) -> Iterator[dict[str, list[ServiceProcess]]]:
     """Start the replicas (each ready), yield them by service, SIGTERM them afterwards."""
-    groups = service_processes(servers, log_dir, replicas or {"intake": 1, "notes": 1}, env)
+    replicas = replicas or {"intake": 1, "notes": 1}
+    if servers.database_prefix:  # the run's own groups start at the end of the topics
+        asyncio.run(_start_groups_at_log_end(servers, replicas))
+    groups = service_processes(servers, log_dir, replicas, env)
     with ExitStack() as stack:
         for process in itertools.chain.from_iterable(groups.values()):
             process.start(wait_ready=False)
@@ -182,6 +190,15 @@ def running_services(
         for process in itertools.chain.from_iterable(groups.values()):
             process.wait_ready()
         yield groups
+
+
+async def _start_groups_at_log_end(servers: Servers, services: Iterable[str]) -> None:
+    """Commit the end of every contract topic for each service's groups of this run: on
+    servers that hold earlier events, the run's services read only the run's own."""
+    await start_groups_at_log_end(
+        servers.kafka.bootstrap_servers,
+        [(t, f"{servers.database_prefix}{name}.{t}") for name in services for t in EVENT_TOPICS],
+    )
 
 
 @contextmanager
