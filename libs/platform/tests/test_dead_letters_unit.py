@@ -12,7 +12,9 @@ from dataclasses import astuple, dataclass, field
 from typing import Any
 
 from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
+from pymongo.errors import AutoReconnect
 
+from switchboard_contracts import encode, make_event
 from switchboard_contracts.calls import CallReceived
 from switchboard_platform.consumer import (
     DeadLetters,
@@ -21,6 +23,7 @@ from switchboard_platform.consumer import (
     is_transient_error,
 )
 from switchboard_platform.health import Health
+from switchboard_platform.testing.calls import received_call
 from switchboard_platform.testing.fakes import FakeBroker
 
 COMPONENT = "consumer:call.received"
@@ -71,11 +74,16 @@ async def test_a_dead_letter_the_broker_cannot_take_yet_is_retried_while_readine
 ):
     refusals = Refusals([KafkaTimeoutError(), KafkaTimeoutError()])
     broker, health = FakeBroker(fail=refusals), Health()
-    task = asyncio.create_task(_pipeline(broker, health).process(MALFORMED))
+    pipeline = _pipeline(broker, health)
+    task = asyncio.create_task(pipeline.process(MALFORMED))
     await asyncio.wait_for(refusals.refused.wait(), 5)
+    await asyncio.sleep(0)
     assert "KafkaTimeoutError" in health.stalled[COMPONENT]
     assert not task.done()  # the record waits: its offset is not handled yet
+    assert pipeline.retrying(0, 7)  # a shutdown need not wait for it
+    assert not pipeline.retrying(0, 8)
     await asyncio.wait_for(task, 5)
+    assert not pipeline.retrying(0, 7)
     assert refusals.attempts == 3
     [(topic, _, value, headers)] = [astuple(p) for p in broker.published]
     assert (value, topic) == (MALFORMED.value, "call.received.dlq")
@@ -96,3 +104,41 @@ async def test_a_copy_refused_for_good_goes_again_without_its_value() -> None:
 def test_a_publish_that_timed_out_is_transient_a_refused_one_is_not() -> None:
     assert is_transient_error(KafkaTimeoutError())
     assert not is_transient_error(MessageSizeTooLargeError())
+
+
+async def test_a_record_whose_handler_fails_transiently_is_retrying_until_it_succeeds() -> None:
+    """What a stopping consumer asks: a record whose attempt failed (the database away)
+    cannot finish, so the stop does not wait for it (docs/decisions/0020)."""
+    attempts: list[int] = []
+    answered = asyncio.Event()
+
+    async def handler(event: Any) -> None:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise AutoReconnect("database away")
+        await answered.wait()
+
+    kafka = encode(make_event(received_call("tenant-a"), tenant_id="tenant-a", source="/t"))
+    record = RawRecord(
+        topic=kafka.topic,
+        partition=2,
+        offset=9,
+        key=kafka.key,
+        value=kafka.value,
+        headers=tuple((k, v.encode()) for k, v in kafka.headers.items()),
+    )
+    pipeline = EventPipeline(
+        service="unit",
+        payload_type=CallReceived,
+        handler=handler,
+        dead_letters=DeadLetters(FakeBroker(), "unit"),
+        health=Health(),
+    )
+    task = asyncio.create_task(pipeline.process(record))
+    while len(attempts) < 1:  # noqa: ASYNC110 - the handler records its attempts
+        await asyncio.sleep(0.01)
+    assert pipeline.retrying(2, 9)
+    answered.set()
+    await asyncio.wait_for(task, 5)
+    assert len(attempts) == 2
+    assert not pipeline.retrying(2, 9)

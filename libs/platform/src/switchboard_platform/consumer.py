@@ -11,9 +11,10 @@ for a transient reason (database unreachable) is retried with capped exponential
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
@@ -133,6 +134,7 @@ class EventPipeline(Generic[P]):
         self._dead_letters = dead_letters
         self._health = health
         self._component = f"consumer:{self.topic}"
+        self._retrying: set[tuple[int, int]] = set()
 
     def stalled(self, reason: str) -> None:
         """Report the topic's consumption stuck (readiness says `reason`) until `recovered`."""
@@ -142,14 +144,14 @@ class EventPipeline(Generic[P]):
         """The topic's consumption moves again."""
         self._health.recover(self._component)
 
-    @property
-    def failing(self) -> bool:
-        """Whether its last attempt failed and it is retrying (a lost database or broker)."""
-        return self._component in self._health.stalled
+    def retrying(self, partition: int, offset: int) -> bool:
+        """Whether that record's handling failed and is being retried (a lost database or
+        broker): it cannot finish until that comes back."""
+        return (partition, offset) in self._retrying
 
     async def process(self, record: RawRecord) -> None:
         """Handle one record in its own log scope (and span); return once handled or dead."""
-        with log_scope():
+        with log_scope(), self._in_hand(record):
             if self._tracer is None:
                 await self._process(record)
                 return
@@ -171,6 +173,17 @@ class EventPipeline(Generic[P]):
                     await self._process(record)
             finally:
                 otel_context.detach(token)
+
+    @contextlib.contextmanager
+    def _in_hand(self, record: RawRecord) -> Iterator[None]:
+        """While `record` is handled; `retrying` says whether an attempt of it failed."""
+        try:
+            yield
+        finally:
+            self._retrying.discard((record.partition, record.offset))
+
+    def _failed(self, record: RawRecord) -> None:
+        self._retrying.add((record.partition, record.offset))
 
     async def _process(self, record: RawRecord) -> None:
         try:
@@ -210,6 +223,7 @@ class EventPipeline(Generic[P]):
                     await self._dead_letter(record, "handler_error", reason)
                     return
                 MESSAGES_FAILED.labels(service=self.service, topic=self.topic).inc()
+                self._failed(record)
                 self._health.stall(self._component, type(exc).__name__)
                 log.warning("transient failure; retrying in %.1fs", backoff, exc_info=True)
                 await asyncio.sleep(backoff)
@@ -238,6 +252,7 @@ class EventPipeline(Generic[P]):
                     without_value = True
                     log.warning("dead letter refused; sending it without its value", exc_info=True)
                     continue
+                self._failed(record)
                 self._health.stall(self._component, f"dead letter: {type(exc).__name__}")
                 log.warning("dead letter failed; retrying in %.1fs", backoff, exc_info=True)
                 await asyncio.sleep(backoff)

@@ -217,8 +217,8 @@ class TopicConsumer:
         return self.joined and self._fetcher is not None and not self._fetcher.done()
 
     async def stop(self, *, timeout_s: float = 15.0) -> None:
-        """Stop fetching, let the records in hand finish (bounded; not while the topic's
-        handling is failing), commit, leave."""
+        """Stop fetching, let the records in hand finish (bounded; not one whose handling
+        fails), commit, leave."""
         self._stopping = True
         for task in (self._fetcher, self._committer):
             if task is not None:
@@ -234,7 +234,7 @@ class TopicConsumer:
             if in_hand is not None:
                 part.queue.append(in_hand)
         if workers:
-            await self._finish_in_hand(workers, timeout_s)
+            await self._finish_in_hand(timeout_s)
         if self.joined:
             await self.commit()
         if self._consumer is not None:
@@ -249,22 +249,29 @@ class TopicConsumer:
                     self._member_record.clear()  # it left: nothing for a restart to remove
             self._consumer = None
 
-    async def _finish_in_hand(self, workers: list[asyncio.Task[None]], timeout_s: float) -> None:
-        """Wait for the records in hand, at most `timeout_s`, and no longer once the topic's
-        handling fails (the database away): then nothing can finish, and the records come
-        again after the restart, as after a crash (each handler is idempotent), so a
-        shutdown stays within its grace. Asked again every `FAILING_CHECK_S`: a handler
-        fails only once its operation times out, which may come after the stop began."""
+    async def _finish_in_hand(self, timeout_s: float) -> None:
+        """Wait for the records in hand, at most `timeout_s`, but not for one whose handling
+        fails (the database away): it cannot finish, and it comes again after the restart,
+        as after a crash (each handler is idempotent), so a shutdown stays within its grace.
+        Asked again every `FAILING_CHECK_S`: an attempt fails only once its operation times
+        out, which may come after the stop began."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
-        pending = set(workers)
+        hands = {p.worker: p for p in self._partitions.values() if p.worker and not p.worker.done()}
+        pending = set(hands)
         try:
-            while pending and not self._pipeline.failing and (left := deadline - loop.time()) > 0:
+            while pending and (left := deadline - loop.time()) > 0:
+                for worker in pending:
+                    if self._failing(hands[worker]):
+                        worker.cancel()
                 _, pending = await asyncio.wait(pending, timeout=min(FAILING_CHECK_S, left))
         finally:
-            for task in pending:
-                task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+            for worker in pending:
+                worker.cancel()
+        await asyncio.gather(*hands, return_exceptions=True)
+
+    def _failing(self, part: _Partition) -> bool:
+        return bool(part.queue) and self._pipeline.retrying(part.tp.partition, part.queue[0].offset)
 
     # fetching -----------------------------------------------------------------------------
 
