@@ -14,7 +14,6 @@ from typing import Any
 from aiokafka.errors import KafkaTimeoutError, MessageSizeTooLargeError
 from pymongo.errors import AutoReconnect
 
-from switchboard_contracts import encode, make_event
 from switchboard_contracts.calls import CallReceived
 from switchboard_platform.consumer import (
     DeadLetters,
@@ -23,8 +22,9 @@ from switchboard_platform.consumer import (
     is_transient_error,
 )
 from switchboard_platform.health import Health
-from switchboard_platform.testing.calls import received_call
+from switchboard_platform.testing.calls import call_record, received_call
 from switchboard_platform.testing.fakes import FakeBroker
+from switchboard_platform.testing.kafka import raw_record
 
 COMPONENT = "consumer:call.received"
 
@@ -118,15 +118,7 @@ async def test_a_record_whose_handler_fails_transiently_is_retrying_until_it_suc
             raise AutoReconnect("database away")
         await answered.wait()
 
-    kafka = encode(make_event(received_call("tenant-a"), tenant_id="tenant-a", source="/t"))
-    record = RawRecord(
-        topic=kafka.topic,
-        partition=2,
-        offset=9,
-        key=kafka.key,
-        value=kafka.value,
-        headers=tuple((k, v.encode()) for k, v in kafka.headers.items()),
-    )
+    record = raw_record(call_record(received_call("tenant-a")), partition=2, offset=9)
     pipeline = EventPipeline(
         service="unit",
         payload_type=CallReceived,

@@ -30,6 +30,7 @@ from switchboard_platform.logs import (
 )
 from switchboard_platform.settings import ServiceSettings
 from switchboard_platform.telemetry import http_telemetry, instrument_app, setup_telemetry
+from switchboard_platform.testing.kafka import raw_record
 from switchboard_platform.testing.tokens import auth_header
 
 log = logging.getLogger("test_logs")
@@ -142,15 +143,7 @@ async def test_consumer_logs_carry_the_events_tenant_and_no_payload_text(lines: 
         dead_letters=cast(Any, dead_letters),
         health=Health(),
     )
-    kafka = encode(event)
-    record = RawRecord(
-        topic=kafka.topic,
-        partition=0,
-        offset=7,
-        key=kafka.key,
-        value=kafka.value,
-        headers=tuple((k, v.encode()) for k, v in kafka.headers.items()),
-    )
+    record = raw_record(encode(event), offset=7)
     with log_scope():
         await pipeline.process(record)
     assert dead_letters.sent == ["handler_error"]

@@ -20,6 +20,7 @@ from switchboard_platform.embedded import EmbeddedKafka, EmbeddedMongo, free_por
 from switchboard_platform.testing.apps import running_app
 from switchboard_platform.testing.calls import call_record, received_call
 from switchboard_platform.testing.kafka import produce, start_groups_at_log_end
+from switchboard_platform.testing.polling import eventually
 from switchboard_platform.testing.pytest_plugin import ServerEndpoints
 from switchboard_platform.testing.settings import service_settings
 
@@ -145,9 +146,11 @@ async def _wait_for_notes(url: str, database: str, *, at_least: int) -> int:
     observer = AsyncMongoClient[dict[str, Any]](url)
     try:
         notes = observer[database].notes
-        async with asyncio.timeout(60):
-            while (stored := await notes.count_documents({})) < at_least:  # noqa: ASYNC110
-                await asyncio.sleep(0.05)
-        return stored
+
+        async def stored() -> int | None:
+            count: int = await notes.count_documents({})
+            return count if count >= at_least else None
+
+        return await eventually(stored, timeout_s=60, every_s=0.05)
     finally:
         await observer.close()

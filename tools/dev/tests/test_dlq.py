@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from switchboard_dev.dead_letters import DeadLetter, read_dead_letters
 from switchboard_dev.dlq import SelectionError, describe, select
 from switchboard_dev.kafka_access import KafkaAccess
 from switchboard_platform.consumer import DeadLetters, RawRecord
+from switchboard_platform.testing.kafka import raw_record
 from switchboard_platform.testing.pytest_plugin import ServerEndpoints
 
 CALLER = "Erika Mustermann"
@@ -42,10 +44,13 @@ def _original(topic: str, tenant: str, partition: int = 3, offset: int = 4711) -
     payload_type = CallReceived if topic == "call.received" else NoteCreated
     caller = {"name": CALLER, "phone": "+4915112345678"}
     payload = sample_payload(payload_type, tenant_id=tenant, caller=caller, concern=CONCERN)
-    record = encode(make_event(payload, tenant_id=tenant, source="/test"))
-    headers = tuple((k, v.encode()) for k, v in record.headers.items())
-    headers += (("traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),)
-    return RawRecord(topic, partition, offset, record.key, record.value, headers)
+    record = raw_record(
+        encode(make_event(payload, tenant_id=tenant, source="/test")),
+        partition=partition,
+        offset=offset,
+    )
+    traceparent = ("traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+    return dataclasses.replace(record, headers=(*record.headers, traceparent))
 
 
 async def _plant(

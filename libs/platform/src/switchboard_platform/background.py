@@ -15,6 +15,9 @@ import logging
 log = logging.getLogger(__name__)
 
 STOP_TIMEOUT_S = 10.0
+FAILING_CHECK_S = 0.2
+"""How often a stop that waits for work in hand asks whether that work fails (an attempt
+fails only when its operation times out, which may come after the stop began)."""
 
 
 def stop_requested() -> bool:

@@ -37,7 +37,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate
 from pymongo.errors import ConnectionFailure, DuplicateKeyError
 
-from .background import stop_requested
+from .background import FAILING_CHECK_S, stop_requested
 from .kafka import Publisher
 from .metrics import (
     OUTBOX_OLDEST_AGE,
@@ -124,8 +124,6 @@ class RelayLease:
 
 
 RELEASE_TIMEOUT_S = 1.0
-FAILING_CHECK_S = 0.2
-"""How often a stopping relay asks whether its passes fail."""
 """How long a stopping relay tries to hand its lease on before leaving it to expire."""
 
 UNREAD_COUNT_INTERVAL_S = 1.0

@@ -29,6 +29,7 @@ from aiokafka.errors import KafkaError
 
 from switchboard_contracts.topics import CALL_RECEIVED, NOTE_CREATED
 
+from .background import FAILING_CHECK_S
 from .consumer import EventPipeline, RawRecord
 from .group_member import MemberRecord, current_member_id, remove_member
 from .kafka import client_security
@@ -42,8 +43,6 @@ MAX_QUEUED_PER_PARTITION = 500
 FETCH_MAX_RECORDS = 500
 REVOKE_WAIT_S = 10.0
 STOP_TIMEOUT_S = 2.0
-FAILING_CHECK_S = 0.2
-"""How often a stop waiting for records in hand asks whether their handling fails."""
 
 
 @dataclass

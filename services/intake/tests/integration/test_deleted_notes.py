@@ -7,7 +7,6 @@ agent's retry of the capture must not record the call (and so its note) again.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +19,7 @@ from switchboard_contracts.notes import DeletionReason, NoteDeleted
 from switchboard_intake.config import IntakeSettings
 from switchboard_intake.repository import IntakeRepository
 from switchboard_platform.testing.kafka import produce
+from switchboard_platform.testing.polling import eventually
 from switchboard_platform.testing.pytest_plugin import ServerEndpoints
 
 
@@ -30,12 +30,11 @@ def intake_settings(intake_settings: IntakeSettings) -> IntakeSettings:
 
 
 async def _forgotten(db: Any, call_id: str) -> dict[str, Any]:
-    async with asyncio.timeout(30):
-        while True:
-            doc: dict[str, Any] | None = await db.calls.find_one({"_id": call_id})
-            if doc is not None and "caller" not in doc:
-                return doc
-            await asyncio.sleep(0.1)
+    async def without_caller() -> dict[str, Any] | None:
+        doc: dict[str, Any] | None = await db.calls.find_one({"_id": call_id})
+        return doc if doc is not None and "caller" not in doc else None
+
+    return await eventually(without_caller, timeout_s=30)
 
 
 async def test_r_note_2_a_deleted_notes_call_keeps_no_caller_and_is_not_recorded_again(

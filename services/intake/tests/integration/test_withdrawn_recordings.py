@@ -7,7 +7,6 @@ without the recording's reference; a later call, recorded with consent given aga
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,6 +18,7 @@ from switchboard_contracts import encode
 from switchboard_intake.config import IntakeSettings
 from switchboard_platform.testing.consents import recording_consent
 from switchboard_platform.testing.kafka import produce
+from switchboard_platform.testing.polling import eventually
 from switchboard_platform.testing.pytest_plugin import ServerEndpoints
 from switchboard_platform.testing.topics import collect_events
 
@@ -43,11 +43,9 @@ async def test_r_rec_1_a_call_captured_after_its_callers_withdrawal_keeps_no_rec
     now = datetime.now(UTC).replace(microsecond=0)
     event = recording_consent(tenant, PHONE, occurred_at=now - timedelta(minutes=2))
     await produce(servers.kafka_bootstrap_servers, [encode(event)])
-    async with asyncio.timeout(30):
-        while True:
-            if await db.consent_withdrawals.count_documents({"tenant_id": tenant}):
-                break
-            await asyncio.sleep(0.1)
+    await eventually(
+        lambda: db.consent_withdrawals.count_documents({"tenant_id": tenant}), timeout_s=30
+    )
 
     def recorded(minutes_ago: int) -> dict[str, Any]:
         started = (now - timedelta(minutes=minutes_ago)).isoformat()

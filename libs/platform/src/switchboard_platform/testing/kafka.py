@@ -1,5 +1,6 @@
 """Kafka helpers for tests: put records straight onto the real topics (as another service or
-an attacker would), and start fresh consumer groups at the end of the shared topics."""
+an attacker would), start fresh consumer groups at the end of the shared topics, and hand a
+record to a pipeline as a consumer would."""
 
 from __future__ import annotations
 
@@ -8,6 +9,14 @@ from collections.abc import Iterable
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from switchboard_contracts import KafkaRecord
+
+from ..consumer import RawRecord
+
+
+def raw_record(record: KafkaRecord, *, partition: int = 0, offset: int = 0) -> RawRecord:
+    """`record` as a consumer hands it to the pipeline, from `partition` at `offset`."""
+    headers = tuple((k, v.encode()) for k, v in record.headers.items())
+    return RawRecord(record.topic, partition, offset, record.key, record.value, headers)
 
 
 async def produce(bootstrap_servers: str, records: Iterable[KafkaRecord]) -> None:

@@ -1,9 +1,10 @@
-"""Waiting, from a test's own thread, for something real processes do."""
+"""Waiting, from a test's own thread or event loop, for something real processes do."""
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -18,3 +19,14 @@ def wait_until(
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(every_s)
     return found
+
+
+async def eventually(
+    check: Callable[[], Awaitable[T | None]], *, timeout_s: float, every_s: float = 0.1
+) -> T:
+    """Await `check` until it returns something truthy, and return that; `TimeoutError`
+    after `timeout_s`."""
+    async with asyncio.timeout(timeout_s):
+        while not (found := await check()):  # noqa: ASYNC110 - polling another process
+            await asyncio.sleep(every_s)
+        return found
