@@ -24,7 +24,7 @@ from .baseline import DATABASE, BaselineSpec, baseline_process
 from .load import LoadResult, LoadSpec, load_process
 from .observer import ApiSampler, TopicWatcher
 from .procs import CpuMeter, peak_rss_mib, rss_mib
-from .stats import cpu_ms_per_call, summarize_step
+from .stats import commands_per_call, cpu_ms_per_call, summarize_step
 
 _SPAWN = multiprocessing.get_context("spawn")
 FETCH_MAX_WAIT_MS = 20  # what ServiceProcess gives the services; the baseline waits as long
@@ -148,9 +148,11 @@ class SuiteDriver:
             raise RuntimeError("the load process did not start")
         meter = CpuMeter({**self.pids, "bench-load": process.pid or 0})
         meter.start(time.monotonic())
+        commands_before = await self.db_commands()
         recording = profile.Recording.start(self.pids, profile_dir, duration_s - 1)
         result: LoadResult = await asyncio.to_thread(conn.recv)
         cpu = _per_service(meter.shares(time.monotonic()))
+        commands = _difference(await self.db_commands(), commands_before)
         process.join(10)
         window_end = result.started + duration_s
         await self._wait_for_notes(result)
@@ -162,11 +164,31 @@ class SuiteDriver:
         summary |= {"label": label, "concurrency": concurrency, "duration_s": duration_s}
         summary["cpu_cores"] = cpu
         summary["cpu_ms_per_call"] = cpu_ms_per_call(cpu, summary["notes_per_s"])
+        summary["db_commands_per_call"] = commands_per_call(
+            commands, summary["notes_per_s"] * duration_s
+        )
         summary["rss_mib"] = {name: rss_mib(pid) for name, pid in self.pids.items()}
         self.refresh_pids()
         if recording is not None:
             summary["profile"] = recording.finish()
         return summary
+
+    async def db_commands(self) -> dict[str, dict[str, float]]:
+        """Each service's database commands so far (`switchboard_db_commands_total`, summed
+        over its replicas), by "command collection"; a replica that does not answer counts
+        nothing (the restart episode)."""
+        counts: dict[str, dict[str, float]] = {}
+        async with httpx.AsyncClient(timeout=5) as client:
+            for name, replicas in self.groups.items():
+                own = counts.setdefault(name, {})
+                for replica in replicas:
+                    try:
+                        text = (await client.get(f"{replica.url}/metrics")).text
+                    except httpx.HTTPError:
+                        continue
+                    for key, value in _db_command_samples(text).items():
+                        own[key] = own.get(key, 0.0) + value
+        return counts
 
     async def clean_step(self, label: str, **kwargs: Any) -> dict[str, Any]:
         """A step, run again (up to `plan.retries` times) while other work took the CPU."""
@@ -345,6 +367,26 @@ def run_suite(plan: Plan, servers: Servers, out_dir: Path) -> dict[str, Any]:
     if timings:
         result["timings_ms"] = timings
     return result
+
+
+_DB_COMMAND = re.compile(
+    r'^switchboard_db_commands_total\{(?=.*command="([^"]*)")(?=.*collection="([^"]*)").*\} (\S+)$',
+    re.MULTILINE,
+)
+
+
+def _db_command_samples(metrics: str) -> dict[str, float]:
+    """`switchboard_db_commands_total` of one scrape, by "command collection"."""
+    return {f"{m[1]} {m[2]}".strip(): float(m[3]) for m in _DB_COMMAND.finditer(metrics)}
+
+
+def _difference(
+    after: dict[str, dict[str, float]], before: dict[str, dict[str, float]]
+) -> dict[str, dict[str, float]]:
+    return {
+        name: {k: v - before.get(name, {}).get(k, 0.0) for k, v in counts.items()}
+        for name, counts in after.items()
+    }
 
 
 def _gauge(metrics: str, prefix: str) -> list[float]:

@@ -104,10 +104,12 @@ def _row(name: str, step: dict[str, Any]) -> str:
     machine = f"{cores.get('machine', 0):.2f} ({cores.get('others', 0):.2f})"
     api = step.get("api_ms")
     api_text = f"{_ms(api)} (n={api['n']})" if api and api["n"] else "-"
+    commands = step.get("db_commands_per_call", {})
+    db = ", ".join(f"{k} {v['total']:.2f}" for k, v in commands.items() if "total" in v) or "-"
     return (
         f"| {name} | {step['accepted_per_s']:g} | {step['notes_per_s']:g} | "
         f"{step['backlog_growth_per_s']:+g} | {'yes' if step['sustained'] else 'no'} | "
-        f"{_ms(step['topic_ms'])} | {api_text} | {cpu} | {machine} |"
+        f"{_ms(step['topic_ms'])} | {api_text} | {cpu} | {db} | {machine} |"
     )
 
 
@@ -116,8 +118,8 @@ def markdown(result: dict[str, Any]) -> str:
     lines = [
         "| step | accepted/s | notes/s | backlog Δ/s | sustained "
         "| 201→note.created ms p50/p95/p99 | 201→API ms p50/p95/p99 "
-        "| CPU ms per call | machine cores (others) |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| CPU ms per call | DB commands per call | machine cores (others) |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     suite = result.get("suite", {})
     for step in suite.get("steps", []):
@@ -133,6 +135,19 @@ def markdown(result: dict[str, Any]) -> str:
     if "baseline_after" in suite:
         after = suite["baseline_after"]["max"]
         lines.append(_row(f"baseline max c={after['concurrency']}, after", after))
+    broken_down = [
+        (step["label"], step["db_commands_per_call"])
+        for step in (*suite.get("steps", []), suite.get("max") or {})
+        if step.get("db_commands_per_call")
+    ]
+    if broken_down:
+        lines += ["", "DB commands per call, by command and collection:"]
+        for label, commands in broken_down:
+            parts = "; ".join(
+                f"{name} " + ", ".join(f"{k} {v:g}" for k, v in per.items() if k != "total")
+                for name, per in commands.items()
+            )
+            lines.append(f"- {label}: {parts}")
     if "peak_rss_mib" in suite:
         peaks = ", ".join(f"{k} {v:g}" for k, v in suite["peak_rss_mib"].items() if v)
         lines += ["", f"Peak RSS (VmHWM), MiB: {peaks}"]

@@ -91,6 +91,20 @@ def summarize_step(
     }
 
 
+def commands_per_call(
+    commands: Mapping[str, Mapping[str, float]], calls: float
+) -> dict[str, dict[str, float]]:
+    """Database commands each service sent per call carried end to end: `total`, and by
+    "command collection" (those of at least 0.01 per call)."""
+    if calls <= 0:
+        return {}
+    out: dict[str, dict[str, float]] = {}
+    for name, counts in commands.items():
+        per = {k: round(v / calls, 2) for k, v in sorted(counts.items()) if v / calls >= 0.01}
+        out[name] = {"total": round(sum(counts.values()) / calls, 2), **per}
+    return out
+
+
 def cpu_ms_per_call(cores: Mapping[str, float], calls_per_s: float) -> dict[str, float]:
     """CPU milliseconds each process spent per call carried end to end."""
     if calls_per_s <= 0:

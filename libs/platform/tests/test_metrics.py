@@ -28,7 +28,12 @@ CALL = {"service": "notes", "topic": "call.received"}
 @pytest.fixture(scope="module")
 async def notes(servers: ServerEndpoints) -> AsyncIterator[httpx.AsyncClient]:
     """A running notes app whose consumer has caught up with what is already on the topic."""
-    settings = service_settings(NotesSettings, servers, f"notes_metrics_{uuid.uuid4().hex[:8]}")
+    settings = service_settings(
+        NotesSettings,
+        servers,
+        f"notes_metrics_{uuid.uuid4().hex[:8]}",
+        mongodb_command_metrics=True,
+    )
     async with running_app(create_app(settings)) as client:
         await _publish_call(servers, tenant := f"t-{uuid.uuid4().hex[:8]}")
         await _wait_for_note(client, tenant)
@@ -186,3 +191,25 @@ async def test_http_requests_are_counted_and_timed_per_route_template(
     duration = "switchboard_http_request_duration_seconds_count"
     assert value(after, duration, **labels) - value(before, duration, **labels) == 1
     assert not [key for key in after if ("route", missing) in key[1]]
+
+
+async def test_database_commands_are_counted_by_command_and_collection(
+    notes: httpx.AsyncClient, servers: ServerEndpoints
+) -> None:
+    """A call costs notes one insert of its note, and the relay's read and clearing write."""
+    name = "switchboard_db_commands_total"
+
+    def commands(s: Snapshot, command: str, collection: str) -> float:
+        return value(s, name, service="notes", command=command, collection=collection)
+
+    before = await _settled(notes)
+    await _publish_call(servers, tenant := f"t-{uuid.uuid4().hex[:8]}")
+    await _wait_for_note(notes, tenant)
+    after = await _until(
+        notes, lambda s: commands(s, "update", "notes") > commands(before, "update", "notes")
+    )
+    assert commands(after, "insert", "notes") - commands(before, "insert", "notes") == 1
+    assert commands(after, "find", "notes") - commands(before, "find", "notes") >= 2  # relay, API
+    assert commands(after, "insert", "retention_answers") == commands(
+        before, "insert", "retention_answers"
+    )

@@ -87,7 +87,7 @@ async def test_events_written_while_the_broker_is_down_are_kept_and_sent_when_it
         events = [_rated(tenant, s) for s in (1, 2, 3)]
         for i, event in enumerate(events):
             await db.a.insert_one(with_outbox({"_id": i}, [event]))  # the API's write succeeds
-            relay.notify()
+            relay.notify("a")
         await asyncio.sleep(2.5)  # past one publish timeout
         assert not relay.healthy
         assert await db.a.count_documents({SINCE: {"$exists": True}}) == 3

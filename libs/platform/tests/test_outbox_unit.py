@@ -409,3 +409,32 @@ async def test_a_relay_that_fails_after_its_stop_began_stops_then(
     stored = await db.a.find_one({"_id": 1})
     assert stored is not None
     assert stored[OUTBOX], "the unpublished event stays stored"
+
+
+async def test_a_write_wakes_a_pass_that_reads_only_the_collection_written() -> None:
+    """A woken pass reads the collections named by the write; a poll reads them all."""
+    db, broker = FakeDatabase(), FakeBroker()
+    relay = _relay(db, broker, ("a", "b"), poll_interval_s=30.0)
+    reads: list[tuple[str, ...] | None] = []
+    pending = relay._store.pending
+
+    async def recorded(limit: int, collections: tuple[str, ...] | None = None) -> Any:
+        reads.append(collections)
+        return await pending(limit, collections)
+
+    relay._store.pending = recorded
+    relay.start()
+    event = _rated("t1", 1)
+    try:
+        async with asyncio.timeout(5):
+            while not reads:  # noqa: ASYNC110 - the first pass polls every collection
+                await asyncio.sleep(0.01)
+            await db.a.insert_one(with_outbox({"_id": "one"}, [event]))
+            relay.notify("a")
+            while not broker.published:  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+    finally:
+        await relay.stop(flush_timeout_s=2)
+    assert _ids(broker) == [event.id]
+    assert reads[0] is None  # the first pass: a poll
+    assert reads[1] == ("a",)  # the wake-up: "b" was not read

@@ -99,6 +99,11 @@ DEAD_LETTER_DEPTH = Gauge(
     "Messages on a dead-letter topic this service writes to (end minus start offsets)",
     ["service", "topic"],
 )
+DB_COMMANDS = Counter(
+    "switchboard_db_commands_total",
+    "Database commands sent (each one round trip to the server), by command and collection",
+    ["service", "command", "collection"],
+)
 FLOW_LATENCY = Histogram(
     "switchboard_flow_latency_seconds",
     "End-to-end latency of a flow, e.g. capture_to_note: call accepted to note stored",

@@ -11,10 +11,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pymongo
-from pymongo import AsyncMongoClient, IndexModel
+from pymongo import AsyncMongoClient, IndexModel, monitoring
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import ConnectionFailure, OperationFailure, PyMongoError
+
+from .metrics import DB_COMMANDS
 
 Document = dict[str, Any]
 MongoClient = AsyncMongoClient[Document]
@@ -22,8 +24,41 @@ MongoDatabase = AsyncDatabase[Document]
 MongoCollection = AsyncCollection[Document]
 
 
-def create_mongo_client(url: str, *, app_name: str) -> MongoClient:
-    """Open (lazily) a client: timezone-aware datetimes, short server selection for readiness."""
+class CommandCounter(monitoring.CommandListener):
+    """Counts the commands a client sends (`switchboard_db_commands_total`).
+
+    What a call costs the database is round trips: on a server that charges per message
+    (nx-27017 here, any server across a network) they bound the throughput, and the
+    benchmark reports them per call. Collection names are the service's own, so the series
+    stay few. Opt-in (`MONGODB_COMMAND_METRICS`): with any listener, PyMongo builds a
+    started and a succeeded event per command, about 0.07 ms of CPU (measured on a 0.5 ms
+    insert against nx-27017).
+    """
+
+    def __init__(self, service: str) -> None:
+        self._service = service
+        self._children: dict[tuple[str, str], Any] = {}
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        name = event.command_name
+        target = event.command.get("collection" if name == "getMore" else name)
+        key = (name, target if isinstance(target, str) else "")
+        child = self._children.get(key)
+        if child is None:
+            child = DB_COMMANDS.labels(service=self._service, command=key[0], collection=key[1])
+            self._children[key] = child
+        child.inc()
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+def create_mongo_client(url: str, *, app_name: str, count_commands: bool = False) -> MongoClient:
+    """Open (lazily) a client: timezone-aware datetimes, short server selection for readiness;
+    with `count_commands`, its commands are counted under the service `app_name`."""
     return AsyncMongoClient(
         url,
         tz_aware=True,
@@ -31,6 +66,7 @@ def create_mongo_client(url: str, *, app_name: str) -> MongoClient:
         serverSelectionTimeoutMS=3000,
         connectTimeoutMS=3000,
         retryWrites=True,
+        event_listeners=[CommandCounter(app_name)] if count_commands else [],
     )
 
 

@@ -178,13 +178,13 @@ class OutboxRelay:
         self.parked = 0
         self._unread = (0.0, 0)  # (when counted, documents pending beyond the last batch)
 
-    def notify(self, *collections: str) -> None:
-        """Wake the relay now: a use case has just written events (into `collections`).
+    def notify(self, collection: str, *more: str) -> None:
+        """Wake the relay now: a use case has just written events into these collections.
 
-        A wake-up with collections named reads only those (a poll reads all of them), so a
-        write costs one read of its own collection, not one per collection of the service.
+        The woken pass reads only those (a poll reads all of them), so a write costs one
+        read of its own collection, not one per collection of the service.
         """
-        self._hinted.update(collections or self._collections)
+        self._hinted.update((collection, *more))
         self._wake.set()
 
     def start(self) -> None:

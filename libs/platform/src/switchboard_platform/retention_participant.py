@@ -496,7 +496,7 @@ class RetentionParticipant:
         """Consume `retention.due` and `dsr.requested` on `runtime` (a `ServiceRuntime`), and
         `consent.changed` where the inventory holds data kept on consent (recordings)."""
         self._database = lambda: runtime.db
-        self._wake = runtime.notify_outbox
+        self._wake = runtime.outbox_notifier(self.inventory.answers_collection)
         runtime.consume(RetentionDue, self.on_retention_due)
         runtime.consume(DsrRequested, self.on_dsr_requested)
         if self._consented:

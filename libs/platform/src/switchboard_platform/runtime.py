@@ -136,10 +136,28 @@ class ServiceRuntime:
         """The signer of page cursors for one listing (e.g. `notes`) of this service."""
         return CursorCodec(self._cursor_secret, purpose=f"{self.name}:{listing}")
 
-    def notify_outbox(self, *collections: str) -> None:
-        """Tell the relay that new events wait (in `collections`, if named; it also polls)."""
+    def notify_outbox(self, collection: str, *more: str) -> None:
+        """Tell the relay that new events wait in these outbox collections.
+
+        Named, because the relay's pass then reads only them: a wake-up reading every outbox
+        collection of the service costs a database round trip per collection and write.
+        """
+        self._check_outbox(collection, *more)
         if self._relay is not None:
-            self._relay.notify(*collections)
+            self._relay.notify(collection, *more)
+
+    def outbox_notifier(self, collection: str, *more: str) -> Callable[[], None]:
+        """`notify_outbox` bound to the collections a use case writes (checked here, once)."""
+        self._check_outbox(collection, *more)
+        return lambda: self.notify_outbox(collection, *more)
+
+    def _check_outbox(self, *collections: str) -> None:
+        unknown = set(collections) - set(self._outbox_collections)
+        if unknown:
+            raise ValueError(
+                f"{self.name}: {sorted(unknown)} are not outbox collections "
+                f"(outbox_collections={list(self._outbox_collections)})"
+            )
 
     def consume(
         self, payload_type: type[P], handler: EventHandler[P], *, group_id: str = ""
@@ -205,7 +223,11 @@ class ServiceRuntime:
         """
         if self.tracing:
             instrument_mongo(self.tracer_provider)
-        self._mongo = create_mongo_client(self.settings.mongodb_url, app_name=self.name)
+        self._mongo = create_mongo_client(
+            self.settings.mongodb_url,
+            app_name=self.name,
+            count_commands=self.settings.mongodb_command_metrics,
+        )
         self.health.add_probe("mongodb", self._ping_mongo, needed_to_serve_http=True)
         self.health.add_probe("kafka", self._ping_kafka)
         if self._outbox_collections:

@@ -142,6 +142,13 @@ class ServiceSettings(BaseSettings):
     kafka_ssl_cafile: str | None = Field(None, validation_alias=_env("KAFKA_SSL_CAFILE"))
 
     mongodb_url: str = Field("mongodb://127.0.0.1:27017", validation_alias=_env("MONGODB_URL"))
+    mongodb_command_metrics: bool = Field(
+        False,
+        description="Count every database command by command and collection "
+        "(switchboard_db_commands_total): what a call costs the database in round trips. "
+        "Off by default: PyMongo's command events cost about 0.07 ms of CPU per command",
+        validation_alias=_env("MONGODB_COMMAND_METRICS"),
+    )
 
     allow_plaintext: bool = Field(
         False,

@@ -128,7 +128,7 @@ def create_app(
             tenants=tenants,
             keyring=keyring,
             factory=factory,
-            events_written=rt.notify_outbox,
+            events_written=rt.outbox_notifier(TRANSFERS),
             restricted=participant.is_restricted,
         )
         loop = TransferLoop(
@@ -144,7 +144,7 @@ def create_app(
             factory=factory,
             salesforce_override=bool(settings.salesforce_url),
             wake=loop.wake,
-            events_written=rt.notify_outbox,
+            events_written=rt.outbox_notifier(TRANSFERS),
         )
         app.state.transfer_cursors = rt.cursors("transfers")
         app.state.transfer_loop = loop

@@ -40,7 +40,7 @@ def create_app(settings: NotesSettings | None = None) -> FastAPI:
         repository = NotesRepository(rt.db)
         app.state.notes_service = NotesService(
             repository,
-            events_written=rt.notify_outbox,
+            events_written=rt.outbox_notifier(NOTES),
             recording_withdrawn=participant.recording_withdrawn,
             restricted_subjects=participant.restricted_subjects,
         )

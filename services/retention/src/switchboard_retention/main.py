@@ -61,7 +61,7 @@ def create_app(settings: RetentionSettings | None = None) -> FastAPI:
             participants=settings.participant_names,
             answer_timeout_s=settings.answer_timeout_s,
             production=settings.is_production,
-            events_written=rt.notify_outbox,
+            events_written=rt.outbox_notifier(SWEEPS),
         )
         dsr_service = DsrService(
             requests=requests_store,
@@ -70,7 +70,7 @@ def create_app(settings: RetentionSettings | None = None) -> FastAPI:
             participants=settings.participant_names,
             answer_timeout_s=settings.answer_timeout_s,
             near_due_days=settings.dsr_near_due_days,
-            events_written=rt.notify_outbox,
+            events_written=rt.outbox_notifier(REQUESTS),
         )
         scheduler = Scheduler(
             retention_service,

@@ -435,6 +435,24 @@ def _service_panels(spec: ServiceSpec) -> tuple[tuple[str, tuple[PanelSpec, ...]
                 ),
             ),
         ),
+        (
+            "Database",
+            (
+                PanelSpec(
+                    "Commands by collection",
+                    "ops",
+                    (
+                        _q(
+                            "sum by (collection, command) "
+                            f"(rate(switchboard_db_commands_total{{{s}}}[{RATE}]))",
+                            "{{collection}} {{command}}",
+                        ),
+                    ),
+                    "Round trips to MongoDB; divided by the calls, what a call costs the database",
+                    width=24,
+                ),
+            ),
+        ),
     ]
     own: list[PanelSpec] = []
     if spec.flows:

@@ -94,6 +94,7 @@ def service_child(service: Service, endpoints: Endpoints, env: Mapping[str, str]
         child_env.setdefault(name, value)
     child_env.setdefault("KAFKA_SESSION_TIMEOUT_MS", "6000")  # Apache Kafka's minimum
     child_env.setdefault("KAFKA_REBALANCE_TIMEOUT_MS", "10000")
+    child_env.setdefault("MONGODB_COMMAND_METRICS", "true")  # the dashboards' Database row
     if state := child_env.get("SWITCHBOARD_STATE_DIR"):  # the services' base: one dir each
         child_env["SWITCHBOARD_STATE_DIR"] = str(Path(state) / service.name)
     if service.name == "notify":  # the local mail and SMS sinks, unless configured away
