@@ -101,6 +101,23 @@ def test_calls_accepted_while_kafka_is_down_become_notes_when_it_returns(tmp_pat
         )
 
 
+def test_services_stopped_while_kafka_is_down_shut_down_in_full(tmp_path: Path) -> None:
+    """A SIGTERM during a broker outage (a rolling restart of both, say) ends each service
+    with status 0 and its whole shutdown done. Before, a consumer's fetcher in its retry
+    back-off made aiokafka's `stop()` raise `CancelledError` (aio-libs/aiokafka#647), which
+    failed the shutdown at its first step: "Application shutdown failed", nothing else
+    stopped or flushed, the process killed by the signal."""
+    with running_suite(tmp_path) as suite:
+        suite.kafka.stop()
+        time.sleep(2)  # every fetch loop fails and backs off
+        for service in (suite.intake, suite.notes):
+            code = service.terminate()
+            log = service.log_path.read_text(errors="replace")
+            assert "Application shutdown failed" not in log, service.log_tail()
+            assert code == 0, service.log_tail()
+            assert "service stopped" in log
+
+
 def test_sigterm_mid_load_finishes_in_flight_work_and_loses_nothing(tmp_path: Path) -> None:
     with running_suite(tmp_path) as suite:
         number = "+4924112345672"

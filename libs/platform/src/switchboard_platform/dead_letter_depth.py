@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from .kafka import client_security
+from .kafka import client_security, stop_consumer
 from .metrics import DEAD_LETTER_DEPTH
 from .settings import ServiceSettings
 
@@ -72,7 +72,7 @@ class DeadLetterDepth:
         finally:
             if consumer is not None:
                 with contextlib.suppress(Exception):
-                    await consumer.stop()
+                    await stop_consumer(consumer)
 
     async def _measure(self, consumer: AIOKafkaConsumer) -> None:
         for topic in self._topics:

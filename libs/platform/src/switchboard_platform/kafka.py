@@ -9,14 +9,18 @@ With tracing on, every publish is a PRODUCER span whose context travels in `trac
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import ssl
 from typing import Any, Protocol
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from opentelemetry import propagate, trace
 from opentelemetry.trace import SpanKind
 
 from .settings import ServiceSettings
+
+log = logging.getLogger(__name__)
 
 REQUEST_TIMEOUT_MS = 15_000
 """The producer's request timeout; the outbox relay's publish timeout must exceed it."""
@@ -39,6 +43,31 @@ def client_security(settings: ServiceSettings) -> dict[str, Any]:
             "sasl_plain_password": settings.kafka_sasl_password.get_secret_value(),
         }
     return kwargs
+
+
+async def stop_consumer(consumer: AIOKafkaConsumer) -> bool:
+    """`consumer.stop()`, whose fetcher may re-raise a cancellation of its own; return
+    whether the stop ran to its end.
+
+    aiokafka 0.14 (aio-libs/aiokafka#647): a fetch that failed (a broker not ready yet, say)
+    sleeps its retry back-off, and `Fetcher.close()` cancels that sleep and then awaits the
+    task unguarded, so `stop()` raises `CancelledError` after leaving the group and before
+    closing its connections. Uncaught, that failed a service's whole shutdown ("Application
+    shutdown failed"): the relay was not flushed, nothing else was stopped, the process
+    ended by SIGTERM. Here the connections are closed and the stop goes on; a cancellation
+    of the caller's own task still propagates.
+    """
+    try:
+        await consumer.stop()
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await consumer._client.close()  # what stop() does after the fetcher
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        log.warning("the Kafka consumer's fetcher interrupted its stop; connections closed")
+        return False
+    return True
 
 
 class Publisher(Protocol):

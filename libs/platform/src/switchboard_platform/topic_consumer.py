@@ -32,7 +32,7 @@ from switchboard_contracts.topics import CALL_RECEIVED, NOTE_CREATED
 from .background import FAILING_CHECK_S
 from .consumer import EventPipeline, RawRecord
 from .group_member import MemberRecord, current_member_id, remove_member
-from .kafka import client_security
+from .kafka import client_security, stop_consumer
 from .metrics import CONSUMER_COMMITS, CONSUMER_EVENT_TIME, CONSUMER_LAG
 from .settings import ServiceSettings
 
@@ -240,11 +240,11 @@ class TopicConsumer:
             # A consumer still joining its group (half a session on the embedded broker)
             # would hold the shutdown until the join ends: give it a moment, no more.
             try:
-                await asyncio.wait_for(self._consumer.stop(), STOP_TIMEOUT_S)
+                stopped = await asyncio.wait_for(stop_consumer(self._consumer), STOP_TIMEOUT_S)
             except TimeoutError:
                 log.warning("consumer did not leave its group in time", extra={"topic": self.topic})
             else:
-                if self._member_record is not None:
+                if stopped and self._member_record is not None:
                     self._member_record.clear()  # it left: nothing for a restart to remove
             self._consumer = None
 

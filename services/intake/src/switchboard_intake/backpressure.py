@@ -24,7 +24,7 @@ from prometheus_client import Gauge
 
 from switchboard_contracts.topics import CALL_RECEIVED
 from switchboard_platform.errors import Unavailable
-from switchboard_platform.kafka import client_security
+from switchboard_platform.kafka import client_security, stop_consumer
 from switchboard_platform.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -125,7 +125,7 @@ class DownstreamLag:
             with contextlib.suppress(Exception):
                 await admin.close()
             with contextlib.suppress(Exception):
-                await ends.stop()
+                await stop_consumer(ends)
 
     async def _measure(
         self, admin: AIOKafkaAdminClient, ends: AIOKafkaConsumer
