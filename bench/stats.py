@@ -100,6 +100,8 @@ def commands_per_call(
         return {}
     out: dict[str, dict[str, float]] = {}
     for name, counts in commands.items():
+        if not any(counts.values()):  # not counted (MONGODB_COMMAND_METRICS off)
+            continue
         per = {k: round(v / calls, 2) for k, v in sorted(counts.items()) if v / calls >= 0.01}
         out[name] = {"total": round(sum(counts.values()) / calls, 2), **per}
     return out

@@ -12,9 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import signal
+import socket
+import time
 from collections.abc import Callable, Generator
 from typing import Any, TypeVar
 
@@ -170,7 +173,7 @@ def serve(service: str, read_settings: Callable[[], S], create_app: Callable[[S]
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         server_header=False,
     )
-    server = StoppedOnRequest(config)
+    server = StoppedOnRequest(config, freeze_heap=settings.gc_freeze)
     server.run()
     if not server.started:  # e.g. the port is taken: as uvicorn.run ends then
         raise SystemExit(STARTUP_FAILURE)
@@ -180,10 +183,38 @@ STARTUP_FAILURE = 3
 """uvicorn's exit status for a server that never started."""
 
 
+def freeze_startup_heap() -> int:
+    """Move every object alive once the service started out of the garbage collector's
+    view (`gc.freeze`), after collecting what start-up left behind; return how many.
+
+    A full collection walks every tracked object: in intake and notes some 100,000 of them,
+    most of them modules, classes and functions that live as long as the process. That took
+    70-110 ms, two to four times in 40 s of load, and stopped everything in the process
+    meanwhile (bench/README.md); after the freeze the same collections take 2-8 ms. What is
+    frozen is never collected: only start-up's objects are, which the process keeps anyway.
+    """
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()
+
+
 class StoppedOnRequest(uvicorn.Server):
     """uvicorn's server, except that a shutdown SIGTERM asked for and that completed ends
     the process with status 0, as Kubernetes and the dev runner ask a service to stop;
-    uvicorn itself raises the signal again afterwards (status 143). Ctrl-C still does."""
+    uvicorn itself raises the signal again afterwards (status 143). Ctrl-C still does.
+    Once started, it freezes the start-up heap (`SWITCHBOARD_GC_FREEZE`)."""
+
+    def __init__(self, config: uvicorn.Config, *, freeze_heap: bool = False) -> None:
+        super().__init__(config)
+        self._freeze_heap = freeze_heap
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self._freeze_heap and not self.should_exit:
+            started = time.perf_counter()
+            frozen = freeze_startup_heap()
+            took_ms = round((time.perf_counter() - started) * 1000, 1)
+            log.info("start-up heap frozen", extra={"frozen_objects": frozen, "took_ms": took_ms})
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:

@@ -142,6 +142,13 @@ class ServiceSettings(BaseSettings):
     kafka_ssl_cafile: str | None = Field(None, validation_alias=_env("KAFKA_SSL_CAFILE"))
 
     mongodb_url: str = Field("mongodb://127.0.0.1:27017", validation_alias=_env("MONGODB_URL"))
+    gc_freeze: bool = Field(
+        True,
+        description="Once started, freeze the start-up heap (gc.freeze): full garbage "
+        "collections then skip the process's long-lived objects and pause it for a few "
+        "milliseconds instead of about 100",
+        validation_alias=_env("SWITCHBOARD_GC_FREEZE"),
+    )
     mongodb_command_metrics: bool = Field(
         False,
         description="Count every database command by command and collection "
