@@ -255,6 +255,7 @@ def observed(
             "OTEL_BSP_SCHEDULE_DELAY": "200",
             **notify_env,
             "SWITCHBOARD_TRACING": "on",
+            "MONGODB_COMMAND_METRICS": "true",  # as `make dev` sets it: the Database row
             "CRM_SYNC_CREDENTIALS_KEY": key,
             "CRM_SYNC_ALLOW_PRIVATE_URLS": "true",
             "CRM_SYNC_POLL_INTERVAL_S": "0.2",

@@ -272,7 +272,7 @@ async def test_backlog_gauge_counts_documents_beyond_the_batch_at_most_once_a_se
     assert counts == 1  # the second drain of the backlog reused the count of the first
     await relay.drain_once()
     assert len(broker.published) == 7
-    assert relay.pending == 1  # the last batch: one read, nothing beyond it
+    assert relay.pending == 0  # the last batch: read, published, nothing beyond it
 
 
 @pytest.mark.parametrize(("linger_s", "batches"), [(0.0, [1, 1]), (0.1, [2])])
@@ -438,3 +438,27 @@ async def test_a_write_wakes_a_pass_that_reads_only_the_collection_written() -> 
     assert _ids(broker) == [event.id]
     assert reads[0] is None  # the first pass: a poll
     assert reads[1] == ("a",)  # the wake-up: "b" was not read
+
+
+async def test_under_steady_wake_ups_every_collection_is_still_read_each_poll_interval() -> None:
+    """A holder woken every few milliseconds for "a" never sleeps a whole poll interval;
+    an event in "b" (another replica's, or one a crash left) must not wait for quiet."""
+    db, broker = FakeDatabase(), FakeBroker()
+    relay = _relay(db, broker, ("a", "b"), poll_interval_s=0.2)
+    other = _rated("t2", 1)
+    relay.start()
+    try:
+        async with asyncio.timeout(5):
+            while not relay.lease.held:  # noqa: ASYNC110 - the relay takes its lease first
+                await asyncio.sleep(0.01)
+            await db.b.insert_one(with_outbox({"_id": "elsewhere"}, [other]))  # no wake-up
+            for i in range(100):  # 2.5 s of writes into "a", each waking the relay
+                await db.a.insert_one(with_outbox({"_id": i}, [_rated("t1")]))
+                relay.notify("a")
+                await asyncio.sleep(0.025)
+                if other.id in _ids(broker):
+                    break
+    finally:
+        await relay.stop(flush_timeout_s=2)
+    assert other.id in _ids(broker)
+    assert i < 20  # within about a poll interval (0.2 s), not after the writes stopped

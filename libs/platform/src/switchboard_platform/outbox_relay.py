@@ -170,6 +170,7 @@ class OutboxRelay:
         self._collections = tuple(collections)
         self._wake = asyncio.Event()
         self._hinted: set[str] = set()
+        self._read_all_at = float("-inf")  # monotonic time of the last pass over every collection
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._failures: dict[str, int] = {}
@@ -181,8 +182,10 @@ class OutboxRelay:
     def notify(self, collection: str, *more: str) -> None:
         """Wake the relay now: a use case has just written events into these collections.
 
-        The woken pass reads only those (a poll reads all of them), so a write costs one
-        read of its own collection, not one per collection of the service.
+        The woken pass reads only those, so a write costs one read of its own collection,
+        not one per collection of the service; every collection is still read at least
+        once a poll interval, however often writes wake the relay (other replicas' events,
+        and those left by a crash, wait no longer under load than when idle).
         """
         self._hinted.update((collection, *more))
         self._wake.set()
@@ -248,8 +251,12 @@ class OutboxRelay:
                     await asyncio.sleep(self._linger_s)  # the next writes join this batch
                 # clear before draining: a write notified during the drain wakes the next pass
                 self._wake.clear()
-                only = tuple(self._hinted) if woken and self._hinted else None
+                now = time.monotonic()
+                poll_due = now - self._read_all_at >= self._poll_interval_s
+                only = tuple(self._hinted) if woken and self._hinted and not poll_due else None
                 self._hinted.clear()
+                if only is None:
+                    self._read_all_at = now
                 published, more = await self.drain_once(only)
                 self.healthy = True
                 backoff = 0.1
@@ -303,6 +310,11 @@ class OutboxRelay:
         for p in published:
             self._failures.pop(p.id, None)
             OUTBOX_PUBLISHED.labels(service=self._service, topic=p.entry.get("topic")).inc()
+        if not batch.more and len(published) == len(batch.entries):
+            # all out: the gauges say 0 now, not what was read until the next pass
+            self.pending = 0
+            OUTBOX_PENDING.labels(service=self._service).set(0)
+            OUTBOX_OLDEST_AGE.labels(service=self._service).set(0.0)
         return len(published), batch.more
 
     async def _unread_documents(self, batch: PendingBatch) -> int:

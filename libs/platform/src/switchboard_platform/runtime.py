@@ -141,23 +141,30 @@ class ServiceRuntime:
 
         Named, because the relay's pass then reads only them: a wake-up reading every outbox
         collection of the service costs a database round trip per collection and write.
+        Called after a write, so a name that is not an outbox collection is logged, not
+        raised (the write stands; its events go out with the next poll). Bind the names at
+        start-up with `outbox_notifier`, which refuses them there.
         """
-        self._check_outbox(collection, *more)
-        if self._relay is not None:
-            self._relay.notify(collection, *more)
+        if unknown := self._unknown_outbox(collection, *more):
+            log.error("outbox wake-up for unknown collections", extra={"collections": unknown})
+        self._wake_relay((collection, *more))
 
     def outbox_notifier(self, collection: str, *more: str) -> Callable[[], None]:
-        """`notify_outbox` bound to the collections a use case writes (checked here, once)."""
-        self._check_outbox(collection, *more)
-        return lambda: self.notify_outbox(collection, *more)
-
-    def _check_outbox(self, *collections: str) -> None:
-        unknown = set(collections) - set(self._outbox_collections)
-        if unknown:
+        """A wake-up for the collections a use case writes, checked once, here."""
+        if unknown := self._unknown_outbox(collection, *more):
             raise ValueError(
-                f"{self.name}: {sorted(unknown)} are not outbox collections "
+                f"{self.name}: {unknown} are not outbox collections "
                 f"(outbox_collections={list(self._outbox_collections)})"
             )
+        names = (collection, *more)
+        return lambda: self._wake_relay(names)
+
+    def _wake_relay(self, collections: tuple[str, ...]) -> None:
+        if self._relay is not None:
+            self._relay.notify(*collections)
+
+    def _unknown_outbox(self, *collections: str) -> list[str]:
+        return sorted(set(collections) - set(self._outbox_collections))
 
     def consume(
         self, payload_type: type[P], handler: EventHandler[P], *, group_id: str = ""

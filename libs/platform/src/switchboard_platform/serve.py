@@ -191,7 +191,9 @@ def freeze_startup_heap() -> int:
     most of them modules, classes and functions that live as long as the process. That took
     70-110 ms, two to four times in 40 s of load, and stopped everything in the process
     meanwhile (bench/README.md); after the freeze the same collections take 2-8 ms. What is
-    frozen is never collected: only start-up's objects are, which the process keeps anyway.
+    frozen is never collected: start-up's objects, which the process keeps anyway, and those
+    of background start-up work still running at that moment (a consumer joining its
+    group), a small one-off amount should any of them become cyclic garbage later.
     """
     gc.collect()
     gc.freeze()
