@@ -462,3 +462,32 @@ async def test_under_steady_wake_ups_every_collection_is_still_read_each_poll_in
         await relay.stop(flush_timeout_s=2)
     assert other.id in _ids(broker)
     assert i < 20  # within about a poll interval (0.2 s), not after the writes stopped
+
+
+async def test_a_pass_over_every_collection_reads_them_at_once() -> None:
+    """A poll of three collections is one round trip's wait, not three in a row."""
+    db = FakeDatabase()
+    for name in ("a", "b", "c"):
+        await db[name].insert_one(with_outbox({"_id": name}, [_rated(f"t-{name}")]))
+    store = OutboxStore(db, ["a", "b", "c"])  # type: ignore[arg-type]
+    in_flight: list[str] = []
+    most = 0
+    gate = asyncio.Event()
+    read = store._read_pending
+
+    async def held(name: str, limit: int) -> Any:
+        nonlocal most
+        in_flight.append(name)
+        most = max(most, len(in_flight))
+        await gate.wait()
+        in_flight.remove(name)
+        return await read(name, limit)
+
+    store._read_pending = held  # type: ignore[method-assign]
+    task = asyncio.create_task(store.pending(10))
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert most == 3  # all three reads in flight before any answered
+    gate.set()
+    batch = await task
+    assert sorted(p.collection for p in batch.entries) == ["a", "b", "c"]
