@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from switchboard_dev.suite import Servers, create_tenant, running_services, tenant_numbers
 from switchboard_platform.testing.processes import ServiceProcess
@@ -371,15 +372,15 @@ def run_suite(plan: Plan, servers: Servers, out_dir: Path) -> dict[str, Any]:
     return result
 
 
-_DB_COMMAND = re.compile(
-    r'^switchboard_db_commands_total\{(?=.*command="([^"]*)")(?=.*collection="([^"]*)").*\} (\S+)$',
-    re.MULTILINE,
-)
-
-
 def _db_command_samples(metrics: str) -> dict[str, float]:
     """`switchboard_db_commands_total` of one scrape, by "command collection"."""
-    return {f"{m[1]} {m[2]}".strip(): float(m[3]) for m in _DB_COMMAND.finditer(metrics)}
+    return {
+        f"{sample.labels['command']} {sample.labels['collection']}".strip(): sample.value
+        for family in text_string_to_metric_families(metrics)
+        if family.name == "switchboard_db_commands"
+        for sample in family.samples
+        if sample.name == "switchboard_db_commands_total"
+    }
 
 
 def _difference(

@@ -191,8 +191,10 @@ class OutboxStore:
         counts: dict[tuple[str, Any], int] = {}
         horizon: str | None = None
         names = collections or self._collections
-        # concurrently: a poll of three collections took three round trips in a row
-        read = await asyncio.gather(*(self._read_pending(name, limit) for name in names))
+        if len(names) == 1:  # a woken pass: no task for gather to make
+            read = [await self._read_pending(names[0], limit)]
+        else:  # concurrently: a poll of three collections took three round trips in a row
+            read = await asyncio.gather(*(self._read_pending(name, limit) for name in names))
         for name, docs in zip(names, read, strict=True):
             if len(docs) == limit:
                 edge = str(docs[-1].get(SINCE, ""))

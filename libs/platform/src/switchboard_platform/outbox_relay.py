@@ -311,10 +311,7 @@ class OutboxRelay:
             self._failures.pop(p.id, None)
             OUTBOX_PUBLISHED.labels(service=self._service, topic=p.entry.get("topic")).inc()
         if not batch.more and len(published) == len(batch.entries):
-            # all out: the gauges say 0 now, not what was read until the next pass
-            self.pending = 0
-            OUTBOX_PENDING.labels(service=self._service).set(0)
-            OUTBOX_OLDEST_AGE.labels(service=self._service).set(0.0)
+            self._report(0, 0.0)  # all out: 0 now, not what was read until the next pass
         return len(published), batch.more
 
     async def _unread_documents(self, batch: PendingBatch) -> int:
@@ -336,11 +333,14 @@ class OutboxRelay:
 
     def _observe(self, batch: PendingBatch, unread_documents: int) -> None:
         # not capped by the batch: each document not read holds one event or more
-        self.pending = len(batch.entries) + max(0, unread_documents)
-        OUTBOX_PENDING.labels(service=self._service).set(self.pending)
         oldest = seq_time(batch.entries[0].seq) if batch.entries else None
         age = (datetime.now(UTC) - oldest).total_seconds() if oldest else 0.0
-        OUTBOX_OLDEST_AGE.labels(service=self._service).set(max(0.0, age))
+        self._report(len(batch.entries) + max(0, unread_documents), max(0.0, age))
+
+    def _report(self, pending: int, oldest_age_s: float) -> None:
+        self.pending = pending
+        OUTBOX_PENDING.labels(service=self._service).set(pending)
+        OUTBOX_OLDEST_AGE.labels(service=self._service).set(oldest_age_s)
 
     async def _publish_all(self, entries: list[PendingEntry]) -> None:
         futures = [await self._publish(p.entry) for p in entries]

@@ -164,7 +164,7 @@ class ServiceRuntime:
             self._relay.notify(*collections)
 
     def _unknown_outbox(self, *collections: str) -> list[str]:
-        return sorted(set(collections) - set(self._outbox_collections))
+        return sorted(c for c in collections if c not in self._outbox_collections)
 
     def consume(
         self, payload_type: type[P], handler: EventHandler[P], *, group_id: str = ""
