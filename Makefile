@@ -10,11 +10,15 @@ RUN = $(UV) run --no-sync
 
 .PHONY: install dev token check test bench
 
+# Bytecode is compiled here, as the images do (UV_COMPILE_BYTECODE): where the environment
+# sets PYTHONDONTWRITEBYTECODE, every process would otherwise compile what it imports, at
+# each start (a service's import took 2.1-2.9 s instead of 0.9-1.1; docs/decisions/0022).
 install:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || \
 		python3 -m pip install --quiet uv || \
 		python3 -m pip install --quiet --user --break-system-packages uv
-	$(UV) sync --all-packages --frozen || $(UV) sync --all-packages
+	$(UV) sync --all-packages --frozen --compile-bytecode || $(UV) sync --all-packages --compile-bytecode
+	$(RUN) python -m compileall -q libs services tools bench
 
 dev: install
 	$(RUN) switchboard dev
