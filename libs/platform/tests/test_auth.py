@@ -13,7 +13,14 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
-from switchboard_platform.auth import Principal, Role, TokenVerifier, tenant_of
+from switchboard_platform.auth import (
+    CLOCK_LEEWAY_S,
+    Principal,
+    Role,
+    TokenVerifier,
+    VerifiedTokens,
+    tenant_of,
+)
 from switchboard_platform.errors import NotFound, Unprocessable
 from switchboard_platform.settings import DEV_JWT_SECRET, ServiceSettings
 from switchboard_platform.testing.tokens import make_token
@@ -257,3 +264,51 @@ def test_an_unanswering_key_server_fails_within_the_jwks_timeout() -> None:
         assert time.monotonic() - started < 5
     finally:
         listener.close()
+
+
+def test_r_sec_2_a_token_verified_once_is_not_checked_again_but_a_changed_one_is(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    verifier = TokenVerifier(ServiceSettings(environment="test"))
+    decoded: list[str] = []
+    decode = jwt.decode
+
+    def counting_decode(token: str, *args: object, **kwargs: object) -> object:
+        decoded.append(token)
+        return decode(token, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(jwt, "decode", counting_decode)
+    token = _hs256(roles=["client"], tenant="t-1")
+    first, second = verifier.verify(token), verifier.verify(token)
+    assert first == second == Principal(sub="u-1", roles=frozenset({Role.CLIENT}), tenant="t-1")
+    assert decoded == [token]  # the second came from what the first verified
+
+    head, payload, signature = token.split(".")
+    forged_claims = jwt.utils.base64url_encode(
+        json.dumps(
+            {"sub": "u-1", "aud": "switchboard", "roles": ["operator"], "exp": 2**31}
+        ).encode()
+    ).decode()
+    forged_signature = signature[:-2] + ("AA" if signature[-2:] != "AA" else "BB")
+    for forged in (f"{head}.{forged_claims}.{signature}", f"{head}.{payload}.{forged_signature}"):
+        with pytest.raises(jwt.InvalidTokenError):
+            verifier.verify(forged)
+    assert len(verifier.verified) == 1  # failures are never remembered
+
+
+def test_a_remembered_token_is_dropped_at_its_expiry_after_a_while_and_beyond_the_size() -> None:
+    principal = Principal(sub="u", roles=frozenset({Role.AGENT}))
+    tokens = VerifiedTokens(size=2, ttl_s=60)
+    tokens.put("expired", principal, expires_at=time.time() - CLOCK_LEEWAY_S - 1)
+    tokens.put("in-leeway", principal, expires_at=time.time() - CLOCK_LEEWAY_S + 5)
+    assert tokens.get("expired") is None
+    assert tokens.get("in-leeway") == principal  # PyJWT too accepts it within the leeway
+
+    tokens.put("a", principal, expires_at=time.time() + 3600)
+    tokens.put("b", principal, expires_at=time.time() + 3600)
+    tokens.put("c", principal, expires_at=time.time() + 3600)
+    assert [tokens.get(t) is not None for t in ("a", "b", "c")] == [False, True, True]
+
+    stale = VerifiedTokens(ttl_s=0)  # checked again once its time is up
+    stale.put("t", principal, expires_at=time.time() + 3600)
+    assert stale.get("t") is None

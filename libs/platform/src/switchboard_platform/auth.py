@@ -3,7 +3,9 @@
 Dev and tests verify HS256 with `SWITCHBOARD_JWT_SECRET`; production verifies RS256 against
 `SWITCHBOARD_JWKS_URL`. The `roles` claim must be a non-empty list of known role names and
 anything else is a 401; `aud` is checked always, `iss` when `SWITCHBOARD_JWT_ISSUER` is set,
-and a token may live at most `SWITCHBOARD_JWT_MAX_LIFETIME_S`.
+and a token may live at most `SWITCHBOARD_JWT_MAX_LIFETIME_S`. A verified token is
+remembered for a minute at most (`VerifiedTokens`), so the same token sent again skips the
+signature check but never outlives its `exp`.
 
 Tenant data is readable by an operator, or by a client of that tenant — by no other
 combination of roles (`can_access_tenant`, used by every route through `tenant_of`).
@@ -12,8 +14,11 @@ A client's tenant always comes from its token, never from the request.
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any
 
@@ -90,6 +95,63 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
     return Principal(sub=sub, roles=roles, tenant=tenant)
 
 
+VERIFIED_TOKENS = 1024
+"""How many verified tokens a process remembers (the least recently used are forgotten)."""
+
+VERIFIED_FOR_S = 60.0
+"""How long a verified token is taken without checking its signature again: a signing key
+withdrawn from the JWKS stops admitting its tokens at most this much later than uncached."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    principal: Principal
+    expires_at: float  # the token's `exp`, epoch seconds
+    recheck_at: float  # monotonic
+
+
+class VerifiedTokens:
+    """Tokens whose signature and claims were verified, each with the principal they gave.
+
+    Keyed by the whole token, signature included: a token differing in any byte is not
+    in here. Only successes are stored, so a forged or expired token is checked in full
+    every time. Safe across threads (a JWKS verification runs in a worker thread).
+    """
+
+    def __init__(self, size: int = VERIFIED_TOKENS, ttl_s: float = VERIFIED_FOR_S) -> None:
+        self._size = size
+        self._ttl_s = ttl_s
+        self._entries: OrderedDict[str, _Verified] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, token: str) -> Principal | None:
+        """The principal of `token` if it was verified lately and has not expired since."""
+        with self._lock:
+            entry = self._entries.get(token)
+            if entry is None:
+                return None
+            if (
+                time.monotonic() >= entry.recheck_at
+                or time.time() > entry.expires_at + CLOCK_LEEWAY_S
+            ):
+                del self._entries[token]
+                return None
+            self._entries.move_to_end(token)
+            return entry.principal
+
+    def put(self, token: str, principal: Principal, expires_at: float) -> None:
+        """Remember a token just verified, with its `exp`."""
+        entry = _Verified(principal, expires_at, time.monotonic() + self._ttl_s)
+        with self._lock:
+            self._entries[token] = entry
+            self._entries.move_to_end(token)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
 class TokenVerifier:
     """Verifies bearer tokens with the configured key material."""
 
@@ -103,6 +165,7 @@ class TokenVerifier:
             else None
         )
         self._secret = settings.jwt_secret.get_secret_value()
+        self.verified = VerifiedTokens()
 
     @property
     def needs_key_fetch(self) -> bool:
@@ -111,6 +174,13 @@ class TokenVerifier:
 
     def verify(self, token: str) -> Principal:
         """Return the token's principal, or raise `jwt.InvalidTokenError` (blocking on JWKS)."""
+        principal = self.verified.get(token)
+        if principal is None:
+            principal, expires_at = self._verify_signed(token)
+            self.verified.put(token, principal, expires_at)
+        return principal
+
+    def _verify_signed(self, token: str) -> tuple[Principal, float]:
         required = ["sub", "exp", "aud", *(["iss"] if self._issuer else [])]
         options: Options = {"require": required}
         if self._jwks is not None:
@@ -133,7 +203,7 @@ class TokenVerifier:
             leeway=CLOCK_LEEWAY_S,
         )
         self._check_lifetime(claims)
-        return principal_from_claims(claims)
+        return principal_from_claims(claims), float(claims["exp"])
 
     def _check_lifetime(self, claims: dict[str, Any]) -> None:
         expires = claims["exp"]
@@ -160,11 +230,14 @@ async def current_principal(
     if credentials is None:
         raise _unauthorized("missing bearer token")
     verifier: TokenVerifier = request.app.state.token_verifier
+    token = credentials.credentials
     try:
-        if verifier.needs_key_fetch:  # a JWKS cache miss blocks on the network
-            principal = await anyio.to_thread.run_sync(verifier.verify, credentials.credentials)
-        else:  # HS256 takes microseconds: no thread hop
-            principal = verifier.verify(credentials.credentials)
+        # verified lately: no signature check and no thread hop
+        principal = verifier.verified.get(token)
+        if principal is None and verifier.needs_key_fetch:  # a JWKS cache miss blocks
+            principal = await anyio.to_thread.run_sync(verifier.verify, token)
+        elif principal is None:  # HS256 takes microseconds: no thread hop
+            principal = verifier.verify(token)
     except jwt.ExpiredSignatureError as exc:
         raise _unauthorized("token expired") from exc
     except jwt.PyJWKClientConnectionError as exc:
