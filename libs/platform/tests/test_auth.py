@@ -7,10 +7,15 @@ import threading
 import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
+from typing import Any
 
+import anyio.to_thread
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
+from fastapi import HTTPException
+from fastapi.security import HTTPAuthorizationCredentials
 from jwt.algorithms import RSAAlgorithm
 
 from switchboard_platform.auth import (
@@ -19,6 +24,7 @@ from switchboard_platform.auth import (
     Role,
     TokenVerifier,
     VerifiedTokens,
+    current_principal,
     tenant_of,
 )
 from switchboard_platform.errors import NotFound, Unprocessable
@@ -289,7 +295,8 @@ def test_r_sec_2_a_token_verified_once_is_not_checked_again_but_a_changed_one_is
             {"sub": "u-1", "aud": "switchboard", "roles": ["operator"], "exp": 2**31}
         ).encode()
     ).decode()
-    forged_signature = signature[:-2] + ("AA" if signature[-2:] != "AA" else "BB")
+    # a middle character: the last one's low bits are padding, ignored when decoded
+    forged_signature = signature[:10] + ("A" if signature[10] != "A" else "B") + signature[11:]
     for forged in (f"{head}.{forged_claims}.{signature}", f"{head}.{payload}.{forged_signature}"):
         with pytest.raises(jwt.InvalidTokenError):
             verifier.verify(forged)
@@ -299,16 +306,47 @@ def test_r_sec_2_a_token_verified_once_is_not_checked_again_but_a_changed_one_is
 def test_a_remembered_token_is_dropped_at_its_expiry_after_a_while_and_beyond_the_size() -> None:
     principal = Principal(sub="u", roles=frozenset({Role.AGENT}))
     tokens = VerifiedTokens(size=2, ttl_s=60)
-    tokens.put("expired", principal, expires_at=time.time() - CLOCK_LEEWAY_S - 1)
-    tokens.put("in-leeway", principal, expires_at=time.time() - CLOCK_LEEWAY_S + 5)
+    now = int(time.time())
+    tokens.put("expired", principal, expires_at=now - CLOCK_LEEWAY_S)  # PyJWT: exp <= now - 30
+    tokens.put("in-leeway", principal, expires_at=now - CLOCK_LEEWAY_S + 5)
     assert tokens.get("expired") is None
     assert tokens.get("in-leeway") == principal  # PyJWT too accepts it within the leeway
 
-    tokens.put("a", principal, expires_at=time.time() + 3600)
-    tokens.put("b", principal, expires_at=time.time() + 3600)
-    tokens.put("c", principal, expires_at=time.time() + 3600)
-    assert [tokens.get(t) is not None for t in ("a", "b", "c")] == [False, True, True]
+    tokens.put("a", principal, expires_at=now + 3600)
+    tokens.put("b", principal, expires_at=now + 3600)
+    assert tokens.get("a") == principal  # used: "b" is now the least recently used
+    tokens.put("c", principal, expires_at=now + 3600)
+    assert [tokens.get(t) is not None for t in ("a", "b", "c")] == [True, False, True]
 
     stale = VerifiedTokens(ttl_s=0)  # checked again once its time is up
-    stale.put("t", principal, expires_at=time.time() + 3600)
+    stale.put("t", principal, expires_at=now + 3600)
     assert stale.get("t") is None
+
+
+async def test_a_remembered_token_is_taken_without_a_thread_hop(
+    jwks_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    verifier = TokenVerifier(_production_with_test_jwks(jwks_url))
+    request = SimpleNamespace(app=SimpleNamespace(state=SimpleNamespace(token_verifier=verifier)))
+    hops: list[object] = []
+    run_sync = anyio.to_thread.run_sync
+
+    async def counting_run_sync(function: Any, *args: Any) -> Any:
+        hops.append(function)
+        return await run_sync(function, *args)
+
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counting_run_sync)
+    credentials = HTTPAuthorizationCredentials(scheme="Bearer", credentials=_rs256(PRIVATE_KEY))
+    first = await current_principal(request, credentials)  # type: ignore[arg-type]
+    assert len(hops) == 1  # JWKS: verified in a worker thread
+
+    again = await current_principal(request, credentials)  # type: ignore[arg-type]
+    assert again == first
+    assert again.is_operator
+    assert len(hops) == 1  # remembered: no second hop
+
+    other = HTTPAuthorizationCredentials(scheme="Bearer", credentials=_rs256(OTHER_KEY))
+    with pytest.raises(HTTPException) as refused:
+        await current_principal(request, other)  # type: ignore[arg-type]
+    assert refused.value.status_code == 401
+    assert len(hops) == 2  # another token: verified in full

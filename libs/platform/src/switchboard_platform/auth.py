@@ -5,7 +5,8 @@ Dev and tests verify HS256 with `SWITCHBOARD_JWT_SECRET`; production verifies RS
 anything else is a 401; `aud` is checked always, `iss` when `SWITCHBOARD_JWT_ISSUER` is set,
 and a token may live at most `SWITCHBOARD_JWT_MAX_LIFETIME_S`. A verified token is
 remembered for a minute at most (`VerifiedTokens`), so the same token sent again skips the
-signature check but never outlives its `exp`.
+signature check, but is refused from the moment full verification would refuse it (its
+`exp` plus the clock leeway).
 
 Tenant data is readable by an operator, or by a client of that tenant — by no other
 combination of roles (`can_access_tenant`, used by every route through `tenant_of`).
@@ -100,13 +101,15 @@ VERIFIED_TOKENS = 1024
 
 VERIFIED_FOR_S = 60.0
 """How long a verified token is taken without checking its signature again: a signing key
-withdrawn from the JWKS stops admitting its tokens at most this much later than uncached."""
+withdrawn from the JWKS stops admitting its tokens at most this much later than uncached
+(PyJWKClient itself keeps the key set for up to 300 s), and while the key server is down a
+token verified within this time is still admitted."""
 
 
 @dataclass(frozen=True, slots=True)
 class _Verified:
     principal: Principal
-    expires_at: float  # the token's `exp`, epoch seconds
+    expires_at: int  # the token's `exp`, epoch seconds, as PyJWT reads it
     recheck_at: float  # monotonic
 
 
@@ -132,14 +135,14 @@ class VerifiedTokens:
                 return None
             if (
                 time.monotonic() >= entry.recheck_at
-                or time.time() > entry.expires_at + CLOCK_LEEWAY_S
+                or time.time() >= entry.expires_at + CLOCK_LEEWAY_S  # PyJWT's own bound
             ):
                 del self._entries[token]
                 return None
             self._entries.move_to_end(token)
             return entry.principal
 
-    def put(self, token: str, principal: Principal, expires_at: float) -> None:
+    def put(self, token: str, principal: Principal, expires_at: int) -> None:
         """Remember a token just verified, with its `exp`."""
         entry = _Verified(principal, expires_at, time.monotonic() + self._ttl_s)
         with self._lock:
@@ -180,7 +183,7 @@ class TokenVerifier:
             self.verified.put(token, principal, expires_at)
         return principal
 
-    def _verify_signed(self, token: str) -> tuple[Principal, float]:
+    def _verify_signed(self, token: str) -> tuple[Principal, int]:
         required = ["sub", "exp", "aud", *(["iss"] if self._issuer else [])]
         options: Options = {"require": required}
         if self._jwks is not None:
@@ -203,7 +206,7 @@ class TokenVerifier:
             leeway=CLOCK_LEEWAY_S,
         )
         self._check_lifetime(claims)
-        return principal_from_claims(claims), float(claims["exp"])
+        return principal_from_claims(claims), int(claims["exp"])  # as PyJWT compares it
 
     def _check_lifetime(self, claims: dict[str, Any]) -> None:
         expires = claims["exp"]
