@@ -65,6 +65,8 @@ def check_json(body: bytes) -> None:
         parsed = json.loads(text, parse_constant=_refuse_constant)
     except (ValueError, RecursionError):  # not JSON: FastAPI names the error (422)
         return
+    if "\\u" not in text:
+        return  # UTF-8 text holds no surrogate: only a `\u` escape can make one
     try:
         json.dumps(parsed, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:

@@ -16,6 +16,7 @@ Error messages name the rule, never the value (a 422 must not repeat personal da
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 import socket
@@ -118,6 +119,19 @@ def to_e164(raw: str, *, field: str | None = None, region: str = DEFAULT_REGION)
     except InvalidInput as exc:
         raise InvalidInput(exc.message, field=field) from None
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+BUSINESS_NUMBERS_REMEMBERED = 1024
+"""How many of the businesses' own numbers (`to_business_e164`) a process keeps parsed."""
+
+
+@functools.lru_cache(maxsize=BUSINESS_NUMBERS_REMEMBERED)
+def to_business_e164(raw: str) -> str:
+    """`to_e164` for a client business's own numbers (the one a call was dialed on or
+    forwarded from): a deployment has few, and each call names them again, so their parse
+    is remembered. Only for those: a caller's number is personal data, parsed per request
+    and kept nowhere (a refused number is never remembered either: it raises)."""
+    return to_e164(raw)
 
 
 _SMS_TYPES = frozenset(

@@ -29,6 +29,7 @@ from switchboard_platform.inputs import (
     check_email,
     check_public_link,
     clean_text,
+    to_business_e164,
     to_e164,
     to_mobile_e164,
 )
@@ -38,6 +39,8 @@ from .domain import MAX_CONTACTS, MAX_ITEMS
 from .tenants import Tenant, TenantProfile, Window
 
 Phone = Annotated[str, StringConstraints(max_length=40), AfterValidator(to_e164)]
+BusinessPhone = Annotated[str, StringConstraints(max_length=40), AfterValidator(to_business_e164)]
+"""A client business's own number (dialed, forwarded from): its parse is remembered."""
 Text = Line
 Concern = Annotated[
     str,
@@ -187,7 +190,7 @@ class CallCreate(_Body):
     """A call as an agent captured it (R-CALL-1); `dialed_number` attributes it (R-CALL-2)."""
 
     tenant_id: Identifier | None = None
-    dialed_number: Phone | None = Field(
+    dialed_number: BusinessPhone | None = Field(
         default=None, description="The forwarding number the call came in on"
     )
     caller: CallerIn
@@ -195,7 +198,7 @@ class CallCreate(_Body):
     contact_person: Name | None = None
     started_at: Moment = Field(description="ISO 8601 with a UTC offset")
     duration_seconds: int | None = Field(default=None, ge=0, le=86_400)
-    forwarded_from: Phone | None = None
+    forwarded_from: BusinessPhone | None = None
     recording: RecordingIn | None = None
 
     def details(self) -> CallDetails:

@@ -6,6 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from switchboard_intake.schemas import CallCreate, RecipientIn, TenantUpdate
+from switchboard_platform.inputs import to_business_e164
 
 CALL = {
     "tenant_id": "t-1",
@@ -62,3 +63,23 @@ def test_call_details_leave_attribution_to_the_use_case():
 
     assert details.caller.phone == "+491701234567"
     assert "dialed_number" not in details.model_dump()
+
+
+def test_the_business_numbers_parse_is_remembered_but_never_a_callers():
+    to_business_e164.cache_clear()
+    first = CallCreate.model_validate(
+        {**CALL, "dialed_number": "0241 1234567", "forwarded_from": "+49 241 7654321"}
+    )
+    again = CallCreate.model_validate({**CALL, "dialed_number": "0241 1234567"})
+
+    assert (first.dialed_number, first.forwarded_from) == ("+492411234567", "+492417654321")
+    assert again.dialed_number == "+492411234567"
+    assert first.caller.phone == "+491701234567"
+    remembered = to_business_e164.cache_info()
+    assert (remembered.currsize, remembered.hits) == (2, 1)  # the caller's is not in there
+
+    for _ in range(2):  # a refused number is refused every time, and not remembered
+        with pytest.raises(ValidationError) as caught:
+            CallCreate.model_validate({**CALL, "dialed_number": "12"})
+        assert locs(caught) == [("dialed_number",)]
+    assert to_business_e164.cache_info().currsize == 2
