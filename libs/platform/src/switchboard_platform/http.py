@@ -5,10 +5,13 @@ bodies (413, counted while they arrive, chunked or not), closes a request whose 
 (408), refuses a body declared as anything but JSON (415, every API takes JSON) and JSON
 that is not JSON (NaN, Infinity, lone surrogates: 422), answers `HEAD` as `GET` without the
 body (RFC 9110 §9.3.2), and marks every answer `Cache-Control: no-store` and
-`X-Content-Type-Options: nosniff` (answers carry personal data). Slow or oversized request
-*headers* are cut off earlier, in the server protocol (`serve.py`). Pure ASGI rather than
-`BaseHTTPMiddleware`, which runs the rest of the app in a new task behind memory streams on
-every request.
+`X-Content-Type-Options: nosniff` (answers carry personal data). Beyond
+`SWITCHBOARD_HTTP_MAX_IN_FLIGHT` requests at once in the process it answers 503 with
+`Retry-After` before reading the request (probes excepted): an overloaded process sheds what
+it cannot serve instead of queueing it, its memory and its CPU per request bounded. Slow
+or oversized request *headers* are cut off earlier, in the server protocol (`serve.py`).
+Pure ASGI rather than `BaseHTTPMiddleware`, which runs the rest of the app in a new task
+behind memory streams on every request.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from prometheus_client.exposition import choose_encoder
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from .errors import ERROR_RESPONSES
-from .metrics import HTTP_DURATION, HTTP_REQUESTS, READINESS
+from .metrics import HTTP_DURATION, HTTP_REQUESTS, HTTP_SHED, READINESS
 
 if TYPE_CHECKING:
     from .runtime import ServiceRuntime
@@ -81,6 +84,16 @@ _NOT_JSON = {
 }
 
 
+SHED_RETRY_AFTER_S = 1
+"""What a shed request is told to wait: the requests ahead of it take milliseconds."""
+
+_SHED = _Refused(
+    503,
+    "too many requests in progress; retry shortly",
+    {"Retry-After": str(SHED_RETRY_AFTER_S)},
+)
+
+
 def _is_json(headers: dict[bytes, bytes]) -> bool:
     """True for `application/json`, any `…+json`, or no declared type (read as JSON)."""
     kind = headers.get(b"content-type")
@@ -96,18 +109,48 @@ class RequestGuard:
     """Size, time and well-formedness limits on every request; safe headers on every answer."""
 
     def __init__(
-        self, app: ASGIApp, *, max_body_bytes: int, max_header_bytes: int, read_timeout_s: float
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        max_header_bytes: int,
+        read_timeout_s: float,
+        max_in_flight: int = 0,
+        service: str = "",
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.max_header_bytes = max_header_bytes
         self.read_timeout_s = read_timeout_s
+        self.max_in_flight = max_in_flight  # 0: no limit
+        self.service = service
+        self.in_flight = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Check the request, then run the app with the body replayed."""
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if self._over_limit(scope):
+            await self._answer(_SHED, send)
+            return
+        self.in_flight += 1
+        try:
+            await self._guarded(scope, receive, send)
+        finally:
+            self.in_flight -= 1
+
+    def _over_limit(self, scope: Scope) -> bool:
+        if not self.max_in_flight or self.in_flight < self.max_in_flight:
+            return False
+        if scope["path"] in PROBE_PATHS:  # a busy process is alive and may still be ready
+            return False
+        HTTP_SHED.labels(service=self.service).inc()
+        labels = {"service": self.service, "method": scope["method"], "route": "shed"}
+        HTTP_REQUESTS.labels(**labels, status="503").inc()
+        return True
+
+    async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             replay = await self._read(scope, receive)
         except _Refused as refused:
@@ -339,5 +382,7 @@ def install_http(app: FastAPI, runtime: ServiceRuntime) -> None:
         max_body_bytes=settings.max_request_bytes,
         max_header_bytes=settings.max_header_bytes,
         read_timeout_s=settings.request_read_timeout_s,
+        max_in_flight=settings.http_max_in_flight,
+        service=runtime.name,
     )
     app.include_router(operations_router(runtime))

@@ -83,6 +83,11 @@ HTTP_REQUESTS = Counter(
     "HTTP requests answered",
     ["service", "method", "route", "status"],
 )
+HTTP_SHED = Counter(
+    "switchboard_http_shed_total",
+    "HTTP requests answered 503 unread: the process had its maximum in progress",
+    ["service"],
+)
 HTTP_DURATION = Histogram(
     "switchboard_http_request_duration_seconds",
     "HTTP request latency",

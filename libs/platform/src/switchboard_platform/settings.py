@@ -224,6 +224,14 @@ class ServiceSettings(BaseSettings):
     max_header_bytes: int = Field(
         16 * 1024, ge=1024, le=1024 * 1024, validation_alias=_env("SWITCHBOARD_MAX_HEADER_BYTES")
     )
+    http_max_in_flight: int = Field(
+        128,
+        ge=0,
+        le=100_000,
+        description="Requests one process serves at once; beyond, 503 with Retry-After before "
+        "the request is read (probes excepted). 0: no limit",
+        validation_alias=_env("SWITCHBOARD_HTTP_MAX_IN_FLIGHT"),
+    )
     request_read_timeout_s: float = Field(
         10.0,
         gt=0,

@@ -1,0 +1,96 @@
+"""Beyond its maximum of requests in progress a process answers 503 at once (fast, no server)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+
+from switchboard_platform.http import api_router
+from switchboard_platform.metrics import HTTP_SHED
+from switchboard_platform.runtime import ServiceRuntime
+from switchboard_platform.settings import ServiceSettings
+
+
+class Gate:
+    """Holds the requests that reach the route until opened."""
+
+    def __init__(self) -> None:
+        self.opened = asyncio.Event()
+        self.inside = 0
+        self._entered = asyncio.Event()
+
+    async def wait(self) -> None:
+        self.inside += 1
+        self._entered.set()
+        await self.opened.wait()
+
+    async def holding(self, count: int) -> None:
+        """Return once `count` requests wait at the gate."""
+        async with asyncio.timeout(5):
+            while self.inside < count:
+                self._entered.clear()
+                await self._entered.wait()
+
+
+def _app(limit: int, gate: Gate) -> httpx.AsyncClient:
+    router = api_router("/v1/slow", tags=["slow"])
+
+    @router.post("")
+    async def slow(body: dict[str, int]) -> dict[str, int]:
+        await gate.wait()
+        if body.get("fail"):
+            raise RuntimeError("a request that fails still leaves its place")
+        return body
+
+    settings = ServiceSettings(environment="test", http_max_in_flight=limit)
+    app = ServiceRuntime("shed-test", settings).create_app(title="t", routers=[router])
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    return httpx.AsyncClient(transport=transport, base_url="http://t")
+
+
+async def test_the_request_beyond_the_maximum_is_refused_unread_with_retry_after() -> None:
+    gate = Gate()
+    shed_before = HTTP_SHED.labels(service="shed-test")._value.get()
+    async with _app(2, gate) as client:
+        held = [asyncio.create_task(client.post("/v1/slow", json={"n": i})) for i in range(2)]
+        await gate.holding(2)
+
+        refused = await client.post("/v1/slow", json={"n": 3})
+        assert refused.status_code == 503
+        assert refused.headers["retry-after"] == "1"
+        assert refused.headers["cache-control"] == "no-store"
+        assert refused.json() == {"detail": "too many requests in progress; retry shortly"}
+        assert gate.inside == 2  # never reached the route
+        assert (await client.get("/healthz")).status_code == 200  # probes are not counted
+
+        gate.opened.set()
+        assert [r.json() for r in await asyncio.gather(*held)] == [{"n": 0}, {"n": 1}]
+        assert (await client.post("/v1/slow", json={"n": 4})).status_code == 200
+    assert HTTP_SHED.labels(service="shed-test")._value.get() == shed_before + 1
+
+
+async def test_a_failed_or_refused_request_gives_its_place_back() -> None:
+    gate = Gate()
+    gate.opened.set()
+    async with _app(1, gate) as client:
+        for _ in range(3):
+            assert (await client.post("/v1/slow", json={"fail": 1})).status_code == 500
+            assert (
+                await client.post(
+                    "/v1/slow", content=b"{", headers={"content-type": "application/json"}
+                )
+            ).status_code == 422
+            assert (
+                await client.post("/v1/slow", content=b"x", headers={"content-type": "text/plain"})
+            ).status_code == 415
+        assert (await client.post("/v1/slow", json={"n": 1})).status_code == 200
+
+
+async def test_no_maximum_when_set_to_zero() -> None:
+    gate = Gate()
+    async with _app(0, gate) as client:
+        held = [asyncio.create_task(client.post("/v1/slow", json={"n": i})) for i in range(50)]
+        await gate.holding(50)
+        gate.opened.set()
+        assert {r.status_code for r in await asyncio.gather(*held)} == {200}
