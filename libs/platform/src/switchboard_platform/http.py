@@ -7,8 +7,8 @@ that is not JSON (NaN, Infinity, lone surrogates: 422), answers `HEAD` as `GET` 
 body (RFC 9110 §9.3.2), and marks every answer `Cache-Control: no-store` and
 `X-Content-Type-Options: nosniff` (answers carry personal data). Beyond
 `SWITCHBOARD_HTTP_MAX_IN_FLIGHT` requests at once in the process it answers 503 with
-`Retry-After` before reading the request (probes excepted): an overloaded process sheds what
-it cannot serve instead of queueing it, its memory and its CPU per request bounded. Slow
+`Retry-After` without handing the request on (probes excepted): an overloaded process sheds
+what it cannot serve instead of queueing it, its memory and its CPU per request bounded. Slow
 or oversized request *headers* are cut off earlier, in the server protocol (`serve.py`).
 Pure ASGI rather than `BaseHTTPMiddleware`, which runs the rest of the app in a new task
 behind memory streams on every request.
@@ -132,7 +132,7 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         if self._over_limit(scope):
-            await self._answer(_SHED, send)
+            await self._shed(scope, receive, send)
             return
         self.in_flight += 1
         try:
@@ -150,6 +150,18 @@ class RequestGuard:
         HTTP_REQUESTS.labels(**labels, status="503").inc()
         return True
 
+    async def _shed(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """503, once the request's body is read and dropped: on a kept-alive connection its
+        bytes must not be taken for the next request's headers (`serve.GuardedHttpProtocol`
+        counts what arrives after an answer as such). The limits of any request apply."""
+        try:
+            if self._expects_body(scope):
+                await self._body(receive)
+        except _Refused as refused:
+            await self._answer(refused, send)
+            return
+        await self._answer(_SHED, send)
+
     async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             replay = await self._read(scope, receive)
@@ -161,16 +173,30 @@ class RequestGuard:
         await self.app(scope, replay, _with_security_headers(send))
 
     async def _read(self, scope: Scope, receive: Receive) -> Receive:
+        if not self._expects_body(scope):
+            return receive  # nothing to read (a chunked GET body is read by nobody)
+        body = await self._body(receive)
+        if body is None:
+            return _replay(b"", receive)
+        if body and not _is_json(dict(scope["headers"])):
+            raise _Refused(415, [_NOT_JSON])
+        if body:
+            check_json(body)
+        return _replay(body, receive)
+
+    def _expects_body(self, scope: Scope) -> bool:
+        """Check the headers' size and declared length; whether a body is to be read."""
         raw_headers: list[tuple[bytes, bytes]] = scope["headers"]
         size = sum(len(k) + len(v) + 4 for k, v in raw_headers)
         if size > self.max_header_bytes:
             raise _Refused(431, "request headers too large", {"Connection": "close"})
-        headers = dict(raw_headers)
-        declared = headers.get(b"content-length")
+        declared = dict(raw_headers).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
             raise _Refused(413, "request body too large", {"Connection": "close"})
-        if scope["method"] in ("GET", "HEAD", "DELETE", "OPTIONS") and declared is None:
-            return receive  # nothing to read (a chunked GET body is read by nobody)
+        return scope["method"] not in ("GET", "HEAD", "DELETE", "OPTIONS") or declared is not None
+
+    async def _body(self, receive: Receive) -> bytes | None:
+        """The whole body, within the size and time limits; None if the client went away."""
         chunks: list[bytes] = []
         seen = 0
         more = True
@@ -183,19 +209,14 @@ class RequestGuard:
                     408, "request body not received in time", {"Connection": "close"}
                 ) from None
             if message["type"] == "http.disconnect":
-                return _replay(b"", receive)
+                return None
             chunk = message.get("body", b"")
             seen += len(chunk)
             if seen > self.max_body_bytes:
                 raise _Refused(413, "request body too large", {"Connection": "close"})
             chunks.append(chunk)
             more = message.get("more_body", False)
-        body = b"".join(chunks)
-        if body and not _is_json(headers):
-            raise _Refused(415, [_NOT_JSON])
-        if body:
-            check_json(body)
-        return _replay(body, receive)
+        return b"".join(chunks)
 
     @staticmethod
     async def _answer(refused: _Refused, send: Send) -> None:

@@ -139,6 +139,7 @@ def initialise_series(
     `increase()` and `rate()`: the first dead letter of a topic would never fire an alert,
     and a dashboard would show "no data" rather than 0.
     """
+    HTTP_SHED.labels(service=service)
     for collection in collections:
         TENANT_GUARD_DROPPED.labels(service=service, collection=collection)
     for topic in consumed:
