@@ -177,10 +177,12 @@ class TokenVerifier:
 
     def verify(self, token: str) -> Principal:
         """Return the token's principal, or raise `jwt.InvalidTokenError` (blocking on JWKS)."""
-        principal = self.verified.get(token)
-        if principal is None:
-            principal, expires_at = self._verify_signed(token)
-            self.verified.put(token, principal, expires_at)
+        return self.verified.get(token) or self.verify_in_full(token)
+
+    def verify_in_full(self, token: str) -> Principal:
+        """`verify` without asking the remembered tokens first; remembers a success."""
+        principal, expires_at = self._verify_signed(token)
+        self.verified.put(token, principal, expires_at)
         return principal
 
     def _verify_signed(self, token: str) -> tuple[Principal, int]:
@@ -238,9 +240,9 @@ async def current_principal(
         # verified lately: no signature check and no thread hop
         principal = verifier.verified.get(token)
         if principal is None and verifier.needs_key_fetch:  # a JWKS cache miss blocks
-            principal = await anyio.to_thread.run_sync(verifier.verify, token)
+            principal = await anyio.to_thread.run_sync(verifier.verify_in_full, token)
         elif principal is None:  # HS256 takes microseconds: no thread hop
-            principal = verifier.verify(token)
+            principal = verifier.verify_in_full(token)
     except jwt.ExpiredSignatureError as exc:
         raise _unauthorized("token expired") from exc
     except jwt.PyJWKClientConnectionError as exc:

@@ -143,19 +143,17 @@ class RequestGuard:
     def _over_limit(self, scope: Scope) -> bool:
         if not self.max_in_flight or self.in_flight < self.max_in_flight:
             return False
-        if scope["path"] in PROBE_PATHS:  # a busy process is alive and may still be ready
-            return False
-        HTTP_SHED.labels(service=self.service).inc()
-        labels = {"service": self.service, "method": scope["method"], "route": "shed"}
-        HTTP_REQUESTS.labels(**labels, status="503").inc()
-        return True
+        return scope["path"] not in PROBE_PATHS  # a busy process is alive, may still be ready
 
     async def _shed(self, scope: Scope, receive: Receive, send: Send) -> None:
         """503, once the request's body is read and dropped: on a kept-alive connection its
         bytes must not be taken for the next request's headers (`serve.GuardedHttpProtocol`
         counts what arrives after an answer as such). The limits of any request apply."""
+        HTTP_SHED.labels(service=self.service).inc()
+        labels = {"service": self.service, "method": scope["method"], "route": "shed"}
+        HTTP_REQUESTS.labels(**labels, status="503").inc()
         try:
-            if self._expects_body(scope):
+            if self._checked_head(scope) is not None:
                 await self._body(receive)
         except _Refused as refused:
             await self._answer(refused, send)
@@ -173,27 +171,32 @@ class RequestGuard:
         await self.app(scope, replay, _with_security_headers(send))
 
     async def _read(self, scope: Scope, receive: Receive) -> Receive:
-        if not self._expects_body(scope):
+        headers = self._checked_head(scope)
+        if headers is None:
             return receive  # nothing to read (a chunked GET body is read by nobody)
         body = await self._body(receive)
         if body is None:
             return _replay(b"", receive)
-        if body and not _is_json(dict(scope["headers"])):
+        if body and not _is_json(headers):
             raise _Refused(415, [_NOT_JSON])
         if body:
             check_json(body)
         return _replay(body, receive)
 
-    def _expects_body(self, scope: Scope) -> bool:
-        """Check the headers' size and declared length; whether a body is to be read."""
+    def _checked_head(self, scope: Scope) -> dict[bytes, bytes] | None:
+        """Check the headers' size and declared length; the headers if a body is to be read,
+        else None."""
         raw_headers: list[tuple[bytes, bytes]] = scope["headers"]
         size = sum(len(k) + len(v) + 4 for k, v in raw_headers)
         if size > self.max_header_bytes:
             raise _Refused(431, "request headers too large", {"Connection": "close"})
-        declared = dict(raw_headers).get(b"content-length")
+        headers = dict(raw_headers)
+        declared = headers.get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_body_bytes):
             raise _Refused(413, "request body too large", {"Connection": "close"})
-        return scope["method"] not in ("GET", "HEAD", "DELETE", "OPTIONS") or declared is not None
+        if scope["method"] in ("GET", "HEAD", "DELETE", "OPTIONS") and declared is None:
+            return None
+        return headers
 
     async def _body(self, receive: Receive) -> bytes | None:
         """The whole body, within the size and time limits; None if the client went away."""
