@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from aiokafka.errors import KafkaConnectionError, MessageSizeTooLargeError
+from pymongo.errors import AutoReconnect
 
 from switchboard_contracts import Event, decode, make_event
 from switchboard_contracts.notes import NoteRated
@@ -491,3 +492,150 @@ async def test_a_pass_over_every_collection_reads_them_at_once() -> None:
     gate.set()
     batch = await task
     assert sorted(p.collection for p in batch.entries) == ["a", "b", "c"]
+
+
+class _HeldClears:
+    """Holds the relay's clearing writes (`bulk_write`) until released; or fails them."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from switchboard_platform.testing.fakes import FakeCollection
+
+        self.open = asyncio.Event()
+        self.started = 0
+        self.fail_next = False
+        original = FakeCollection.bulk_write
+
+        async def bulk_write(collection: Any, requests: list[Any], ordered: bool = True) -> Any:
+            self.started += 1
+            if self.fail_next:
+                self.fail_next = False
+                raise AutoReconnect("fake database: connection closed")
+            await self.open.wait()
+            return await original(collection, requests, ordered)
+
+        monkeypatch.setattr(FakeCollection, "bulk_write", bulk_write)
+
+
+async def _until(condition: Any, timeout_s: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.001)
+
+
+async def test_a_pass_while_the_last_clear_is_under_way_does_not_publish_it_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The relay loop reads and publishes the next batch while the last one is cleared
+    (decision 0024): what that write clears is left out of the read, and published once."""
+    db, broker = FakeDatabase(), FakeBroker()
+    held = _HeldClears(monkeypatch)
+    first, second = _rated("t1", 1), _rated("t1", 2)
+    await db.a.insert_one(with_outbox({"_id": 1}, [first]))
+    relay = _relay(db, broker)
+    assert await relay.drain_once(overlap=True) == (1, False)
+    await _until(lambda: held.started == 1)  # the clearing write is under way, held
+    await db.a.insert_one(with_outbox({"_id": 2}, [second]))
+    next_pass = asyncio.create_task(relay.drain_once(overlap=True))
+    await _until(lambda: len(broker.published) == 2)
+    assert _ids(broker) == [first.id, second.id]  # the first read again, not published again
+    assert not next_pass.done(), "a second clearing write waits for the first"
+    held.open.set()
+    assert await next_pass == (1, False)
+    await relay.drain_once()  # the second batch's clear is done before this returns
+    assert _ids(broker) == [first.id, second.id]
+    assert await db.a.count_documents({SINCE: {"$exists": True}}) == 0
+
+
+async def test_an_event_appended_while_its_document_is_being_cleared_is_published(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """E.g. `note.deleted` appended to a note whose `note.created` is being cleared."""
+    db, broker = FakeDatabase(), FakeBroker()
+    held = _HeldClears(monkeypatch)
+    created, deleted = _rated("t1", 1), _rated("t1", 2)
+    await db.a.insert_one(with_outbox({"_id": "note"}, [created]))
+    relay = _relay(db, broker)
+    await relay.drain_once(overlap=True)
+    await _append(db, "note", deleted)
+    next_pass = asyncio.create_task(relay.drain_once(overlap=True))
+    await _until(lambda: len(broker.published) == 2)
+    held.open.set()
+    await next_pass
+    await relay.drain_once()
+    assert _ids(broker) == [created.id, deleted.id]
+    doc = await db.a.find_one({"_id": "note"})
+    assert doc[OUTBOX] == []
+    assert SINCE not in doc
+    assert LAST not in doc
+
+
+async def test_a_failed_clearing_write_fails_the_next_pass_and_its_events_come_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """At least once: entries whose clear failed are published again, before newer ones."""
+    db, broker = FakeDatabase(), FakeBroker()
+    held = _HeldClears(monkeypatch)
+    held.open.set()
+    held.fail_next = True
+    first, second = _rated("t1", 1), _rated("t1", 2)
+    await db.a.insert_one(with_outbox({"_id": 1}, [first]))
+    relay = _relay(db, broker)
+    await relay.drain_once(overlap=True)
+    await _until(lambda: relay._clearing is not None and relay._clearing.done())
+    await db.a.insert_one(with_outbox({"_id": 2}, [second]))
+    with pytest.raises(AutoReconnect):
+        await relay.drain_once(overlap=True)  # fails before it publishes anything more
+    assert _ids(broker) == [first.id]
+    assert await relay.drain_once() == (2, False)
+    assert _ids(broker) == [first.id, first.id, second.id]
+    assert await db.a.count_documents({SINCE: {"$exists": True}}) == 0
+
+
+async def test_a_stop_cut_short_during_a_clear_leaves_the_events_pending(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The clearing write never answers: the stop ends at its deadline, nothing is left
+    running, and the published events stay stored for the next relay (at least once)."""
+    db, broker = FakeDatabase(), FakeBroker()
+    held = _HeldClears(monkeypatch)
+    await db.a.insert_one(with_outbox({"_id": 1}, [_rated("t1")]))
+    relay = _relay(db, broker)
+    relay.start()
+    await _until(lambda: held.started == 1)
+    await asyncio.wait_for(relay.stop(flush_timeout_s=0.3), 5)
+    assert _clears_running() == []
+    assert len(broker.published) == 1
+    assert await db.a.count_documents({SINCE: {"$exists": True}}) == 1
+
+
+async def test_a_stop_cut_short_while_publishing_ends_the_last_batchs_clear_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The relay is stopped in the middle of its next publish (the broker not answering),
+    with the last batch's clearing write still under way: nothing is left running."""
+    db, broker = FakeDatabase(), FakeBroker()
+    held = _HeldClears(monkeypatch)
+    answering = asyncio.Event()
+    original = FakeBroker.publish
+
+    async def publish(self: FakeBroker, *args: Any, **kwargs: Any) -> Any:
+        if self.published:  # the second event's publish hangs
+            await answering.wait()
+        return await original(self, *args, **kwargs)
+
+    monkeypatch.setattr(FakeBroker, "publish", publish)
+    await db.a.insert_one(with_outbox({"_id": 1}, [_rated("t1", 1)]))
+    relay = _relay(db, broker)
+    relay.start()
+    await _until(lambda: held.started == 1)
+    await db.a.insert_one(with_outbox({"_id": 2}, [_rated("t1", 2)]))
+    relay.notify("a")
+    await asyncio.sleep(0.05)  # the second pass reads, then waits on the broker
+    await asyncio.wait_for(relay.stop(flush_timeout_s=0.3), 5)
+    assert _clears_running() == []
+    assert await db.a.count_documents({SINCE: {"$exists": True}}) == 2
+
+
+def _clears_running() -> list[asyncio.Task[Any]]:
+    return [t for t in asyncio.all_tasks() if t.get_name() == "outbox-clear" and not t.done()]
