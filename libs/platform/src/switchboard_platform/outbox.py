@@ -172,18 +172,6 @@ class PendingBatch:
     """Whether pending documents were left unread (the batch was full)."""
 
 
-def without_entries(batch: PendingBatch, ids: set[str]) -> PendingBatch:
-    """`batch` less the entries whose event ids are in `ids` (published already, their
-    clearing write still under way). A document stays complete if all its other entries are
-    in the batch: clearing it whole clears those published ones too."""
-    if not ids:
-        return batch
-    entries = [p for p in batch.entries if p.id not in ids]
-    if len(entries) == len(batch.entries):
-        return batch
-    return PendingBatch(entries, batch.last_seen, batch.complete, batch.more)
-
-
 class OutboxStore:
     """Reads pending events of a service's collections and removes published ones."""
 

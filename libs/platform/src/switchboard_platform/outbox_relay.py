@@ -7,9 +7,7 @@ killed holder's lease runs out and a standby takes over. A replica with a state 
 (`SWITCHBOARD_STATE_DIR`) holds the lease under an owner id kept there, so its own process
 restarted after a crash takes the lease back at once instead of waiting for it to run out.
 The holder wakes at once on its own process's writes and polls (`OUTBOX_POLL_INTERVAL_S`)
-for the other replicas' writes. A batch's clearing write runs on while the next pass reads
-and publishes (the entries it clears are left out of that read), one clearing write at a
-time (docs/decisions/0024).
+for the other replicas' writes.
 
 A batch that fails for a transient reason (broker down) is retried with backoff and the
 relay reports itself unhealthy. The publish timeout must exceed the producer's request
@@ -50,7 +48,7 @@ from .metrics import (
     OUTBOX_RELAY_ACTIVE,
 )
 from .mongo import Document, MongoDatabase
-from .outbox import OutboxStore, PendingBatch, PendingEntry, seq_time, without_entries
+from .outbox import OutboxStore, PendingBatch, PendingEntry, seq_time
 from .state_dir import read_state, write_state
 
 log = logging.getLogger(__name__)
@@ -180,8 +178,6 @@ class OutboxRelay:
         self.pending = 0
         self.parked = 0
         self._unread = (0.0, 0)  # (when counted, documents pending beyond the last batch)
-        self._clearing: asyncio.Task[None] | None = None  # the last batch's clearing write
-        self._uncleared: set[str] = set()  # ids it clears: published, still stored as pending
 
     def notify(self, collection: str, *more: str) -> None:
         """Wake the relay now: a use case has just written events into these collections.
@@ -205,7 +201,6 @@ class OutboxRelay:
         task, self._task = self._task, None
         if task is not None and not task.done():
             await self._flush(task, flush_timeout_s)
-        await self._abandon_clearing()  # a flush cut short: the entries stay pending
         # bounded: without the database the lease expires on its own (ttl_s)
         with contextlib.suppress(Exception):
             async with asyncio.timeout(RELEASE_TIMEOUT_S):
@@ -262,7 +257,7 @@ class OutboxRelay:
                 self._hinted.clear()
                 if only is None:
                     self._read_all_at = now
-                published, more = await self.drain_once(only, overlap=True)
+                published, more = await self.drain_once(only)
                 self.healthy = True
                 backoff = 0.1
             except asyncio.CancelledError:
@@ -292,28 +287,13 @@ class OutboxRelay:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), seconds)
 
-    async def drain_once(
-        self, collections: tuple[str, ...] | None = None, *, overlap: bool = False
-    ) -> tuple[int, bool]:
+    async def drain_once(self, collections: tuple[str, ...] | None = None) -> tuple[int, bool]:
         """Publish one batch of pending events (of `collections`, default all); return how
-        many, and whether more wait.
-
-        The batch's clearing write is done on return, or with `overlap` (the relay loop's
-        way) left running while the next pass reads and publishes: a pass then costs the
-        latency of a read and a publish, not of the write too. Never while a backlog is
-        worked off (the next read would return the same documents) or while stopping.
-        """
-        if self._clearing is not None and self._clearing.done():
-            await self._settle_clearing()  # a failed clearing write fails this pass, first
-        # taken before the read: a clear that ends during it was not yet seen by it
-        uncleared = set(self._uncleared)
+        many, and whether more wait."""
         batch = await self._store.pending(self._batch_size, collections)
-        left_out = without_entries(batch, uncleared)  # published; their clear is under way
-        self._observe(left_out, await self._unread_documents(batch))
-        if not left_out.entries:
-            await self._settle_clearing()
+        self._observe(batch, await self._unread_documents(batch))
+        if not batch.entries:
             return 0, False
-        batch = left_out
         try:
             async with asyncio.timeout(self._publish_timeout_s):
                 await self._publish_all(batch.entries)
@@ -326,43 +306,13 @@ class OutboxRelay:
                 extra={"error_kind": type(exc).__name__},
             )
             published = await self._publish_each(batch.entries)
-        await self._settle_clearing()  # one clearing write at a time, in order
-        self._start_clearing(batch, published)
-        if not overlap or batch.more or self._stopping:
-            await self._settle_clearing()
+        await self._store.clear(batch, published)
         for p in published:
             self._failures.pop(p.id, None)
             OUTBOX_PUBLISHED.labels(service=self._service, topic=p.entry.get("topic")).inc()
         if not batch.more and len(published) == len(batch.entries):
             self._report(0, 0.0)  # all out: 0 now, not what was read until the next pass
         return len(published), batch.more
-
-    def _start_clearing(self, batch: PendingBatch, published: list[PendingEntry]) -> None:
-        ids = {p.id for p in published}
-        self._uncleared |= ids
-
-        async def clear() -> None:
-            try:
-                await self._store.clear(batch, published)
-            finally:
-                # cleared, or not: then the next read finds them pending and publishes them
-                # again (at least once), in order with whatever followed them
-                self._uncleared -= ids
-
-        self._clearing = asyncio.create_task(clear(), name="outbox-clear")
-
-    async def _settle_clearing(self) -> None:
-        """Wait for the clearing write under way, if any; raise its failure."""
-        task, self._clearing = self._clearing, None
-        if task is not None:
-            await task
-
-    async def _abandon_clearing(self) -> None:
-        task, self._clearing = self._clearing, None
-        if task is not None and not task.done():
-            task.cancel()
-        if task is not None:
-            await asyncio.gather(task, return_exceptions=True)
 
     async def _unread_documents(self, batch: PendingBatch) -> int:
         """Documents pending beyond the batch just read: counted at most once a second.
