@@ -7,9 +7,10 @@ that is not JSON (NaN, Infinity, lone surrogates: 422), answers `HEAD` as `GET` 
 body (RFC 9110 §9.3.2), and marks every answer `Cache-Control: no-store` and
 `X-Content-Type-Options: nosniff` (answers carry personal data). Beyond
 `SWITCHBOARD_HTTP_MAX_IN_FLIGHT` requests at once in the process it answers 503 with
-`Retry-After` without handing the request on (probes excepted): an overloaded process sheds
-what it cannot serve instead of queueing it, its memory and its CPU per request bounded. Slow
-or oversized request *headers* are cut off earlier, in the server protocol (`serve.py`).
+`Retry-After` (1 to 3 s, at random) without handing the request on (probes excepted): an
+overloaded process sheds what it cannot serve instead of queueing it, its memory and its
+CPU per request bounded. Slow or oversized request *headers* are cut off earlier, in the
+server protocol (`serve.py`).
 Pure ASGI rather than `BaseHTTPMiddleware`, which runs the rest of the app in a new task
 behind memory streams on every request.
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import random
 import time
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -84,14 +86,16 @@ _NOT_JSON = {
 }
 
 
-SHED_RETRY_AFTER_S = 1
-"""What a shed request is told to wait: the requests ahead of it take milliseconds."""
+SHED_RETRY_AFTER_S = (1, 3)
+"""What a shed request is told to wait, in whole seconds, drawn at random from this range:
+the requests ahead of it take milliseconds, and clients shed by one burst that all came
+back after the same second would make the next burst."""
 
-_SHED = _Refused(
-    503,
-    "too many requests in progress; retry shortly",
-    {"Retry-After": str(SHED_RETRY_AFTER_S)},
-)
+
+def _shed_answer() -> _Refused:
+    low, high = SHED_RETRY_AFTER_S
+    wait = random.randint(low, high)  # a spread of retries, not a secret
+    return _Refused(503, "too many requests in progress; retry shortly", {"Retry-After": str(wait)})
 
 
 def _is_json(headers: dict[bytes, bytes]) -> bool:
@@ -158,7 +162,7 @@ class RequestGuard:
         except _Refused as refused:
             await self._answer(refused, send)
             return
-        await self._answer(_SHED, send)
+        await self._answer(_shed_answer(), send)
 
     async def _guarded(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:

@@ -134,6 +134,18 @@ OVERVIEW: tuple[tuple[str, tuple[PanelSpec, ...]], ...] = (
                 width=12,
             ),
             PanelSpec(
+                "Requests shed by service",
+                "reqps",
+                (
+                    _q(
+                        f"sum by (service) (rate(switchboard_http_shed_total[{RATE}]))",
+                        "{{service}}",
+                    ),
+                ),
+                "Answered 503 unread: the process had SWITCHBOARD_HTTP_MAX_IN_FLIGHT requests "
+                "in progress (decision 0023); clients retry. Lasting shedding: add replicas",
+            ),
+            PanelSpec(
                 "Handler retries by service",
                 "ops",
                 (
