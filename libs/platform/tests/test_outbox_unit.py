@@ -6,6 +6,7 @@ Integration tests over the real broker and database are in `test_outbox.py`.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import pytest
@@ -25,6 +26,7 @@ from switchboard_platform.outbox import (
     with_outbox,
 )
 from switchboard_platform.outbox_relay import (
+    LEASES,
     OWNER_FILE,
     PARK_AFTER,
     OutboxRelay,
@@ -176,6 +178,74 @@ async def test_one_lease_holder_at_a_time_and_a_standby_takes_over_a_lapsed_leas
     assert not a.held
     await b.release()
     assert await a.acquire()  # a released lease is free at once
+
+
+async def test_a_standby_woken_by_its_own_writes_does_not_try_the_lease_back_to_back() -> None:
+    """A replica that does not hold the lease still hears its process's writes. It used to
+    keep that wake-up set, so each of its sleeps ended at once and it tried the lease in a
+    loop: three database commands a try, a third of a core per standby and two thirds of
+    nx-27017's on an idle suite of two replicas each (bench/README.md)."""
+    db, broker = FakeDatabase(), FakeBroker()
+    holder = _relay(db, broker, lease_s=3.0)
+    standby = _relay(db, broker, lease_s=3.0)
+    holder.start()
+    await _until(lambda: holder.lease.held)
+    tries = 0
+    acquire = standby.lease.acquire
+
+    async def counted() -> bool:
+        nonlocal tries
+        tries += 1
+        return bool(await acquire())
+
+    standby.lease.acquire = counted  # type: ignore[method-assign]
+    standby.start()
+    await _until(lambda: tries == 1)  # its first try, at start: the lease is taken
+    for _ in range(20):  # its process writes: each write wakes its relay
+        await db.a.insert_one(with_outbox({}, [_rated("t1")]))
+        standby.notify("a")
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.3)
+    assert not standby.lease.held
+    assert tries <= 2, f"the standby tried the lease {tries} times in half a second"
+    await _until(lambda: len(broker.published) == 20)  # the holder publishes them
+    await standby.stop(flush_timeout_s=1)
+    await holder.stop(flush_timeout_s=1)
+
+
+async def test_a_holder_that_lost_its_lease_with_a_wake_up_pending_does_not_spin() -> None:
+    """A holder paused past its lease (GC, a stopped VM) finds another replica holding it
+    at its next renewal, with a write's wake-up still set: as a standby it sleeps."""
+    db, broker = FakeDatabase(), FakeBroker()
+    relay = _relay(db, broker, lease_s=3.0, poll_interval_s=10.0)
+    relay.start()
+    await _until(lambda: relay.lease.held)
+    await asyncio.sleep(0.05)  # its first pass is done; it sleeps a poll interval
+    future = time.time() + 60  # the lease's clock is the wall clock
+    taken = {"$set": {"owner": "other", "expires_at": future}}
+    await db[LEASES].update_one({"_id": "relay"}, taken)
+    relay.lease._valid_until = 0.0  # its lease ran out while it was paused
+    tries = 0
+    acquire = relay.lease.acquire
+
+    async def counted() -> bool:
+        nonlocal tries
+        tries += 1
+        return bool(await acquire())
+
+    relay.lease.acquire = counted  # type: ignore[method-assign]
+    relay._wake.set()  # a write's wake-up, from when it still held the lease
+    await asyncio.sleep(0.5)
+    assert not relay.lease.held
+    assert tries <= 2, f"the former holder tried the lease {tries} times in half a second"
+    await relay.stop(flush_timeout_s=1)
+
+
+async def _until(condition: Any, timeout_s: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.001)
 
 
 async def test_replicas_with_a_crash_publish_every_event_in_per_tenant_order() -> None:

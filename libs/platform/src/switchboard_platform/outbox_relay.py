@@ -186,7 +186,12 @@ class OutboxRelay:
         not one per collection of the service; every collection is still read at least
         once a poll interval, however often writes wake the relay (other replicas' events,
         and those left by a crash, wait no longer under load than when idle).
+
+        A standby is not woken: the holder reads its process's writes (within a poll
+        interval), and a standby that takes the lease over reads every collection first.
         """
+        if not self.lease.held:
+            return
         self._hinted.update((collection, *more))
         self._wake.set()
 
@@ -244,6 +249,11 @@ class OutboxRelay:
                     self.healthy = True  # a standby is healthy
                     if self._stopping:
                         return
+                    # A standby publishes nothing. A wake-up left set (from before it lost the
+                    # lease) would end every sleep at once: it would try the lease back to
+                    # back, three commands a try.
+                    self._wake.clear()
+                    self._hinted.clear()
                     await self._sleep(self.lease.ttl_s / 3)
                     continue
                 woken = self._wake.is_set()
