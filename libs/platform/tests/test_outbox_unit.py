@@ -241,6 +241,50 @@ async def test_a_holder_that_lost_its_lease_with_a_wake_up_pending_does_not_spin
     await relay.stop(flush_timeout_s=1)
 
 
+def _written_elsewhere(doc: dict[str, Any]) -> dict[str, Any]:
+    """`doc` as another replica's process would have written it (its seq node differs)."""
+
+    def moved(seq: str) -> str:
+        return seq[:14] + ("0badc0de" if not seq.endswith("0badc0de") else "c0de0bad")
+
+    entries = [{**e, "seq": moved(e["seq"])} for e in doc[OUTBOX]]
+    return {**doc, OUTBOX: entries, SINCE: moved(doc[SINCE]), LAST: moved(doc[LAST])}
+
+
+async def test_a_collection_other_replicas_write_into_is_read_five_times_as_often(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Another replica's writes do not wake the holder: once it has found their events in a
+    collection, it reads that collection five times per poll interval, not once."""
+    from switchboard_platform.testing.fakes import FakeCollection
+
+    reads: dict[str, int] = {}
+    find = FakeCollection.find
+
+    def counted(collection: Any, *args: Any, **kwargs: Any) -> Any:
+        name = collection._collection.name
+        reads[name] = reads.get(name, 0) + 1
+        return find(collection, *args, **kwargs)
+
+    monkeypatch.setattr(FakeCollection, "find", counted)
+    db, broker = FakeDatabase(), FakeBroker()
+    relay = _relay(db, broker, ("a", "b"), poll_interval_s=1.0)
+    relay.start()
+    await _until(lambda: relay.lease.held)
+    await db.a.insert_one(_written_elsewhere(with_outbox({"_id": 1}, [_rated("t1", 1)])))
+    await _until(lambda: len(broker.published) == 1, timeout_s=3)  # found by a poll
+    written = asyncio.get_running_loop().time()
+    await db.a.insert_one(_written_elsewhere(with_outbox({"_id": 2}, [_rated("t1", 2)])))
+    await _until(lambda: len(broker.published) == 2, timeout_s=3)
+    waited = asyncio.get_running_loop().time() - written
+    assert waited < 0.6, f"another replica's event waited {waited:.2f} s (poll interval 1 s)"
+    reads.clear()
+    await asyncio.sleep(1.0)
+    assert reads.get("a", 0) >= 3  # about five
+    assert reads.get("b", 0) <= 2  # about one: nobody else writes into it
+    await relay.stop(flush_timeout_s=1)
+
+
 async def _until(condition: Any, timeout_s: float = 5.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout_s
     while not condition():

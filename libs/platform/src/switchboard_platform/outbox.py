@@ -67,8 +67,18 @@ class _SeqClock:
         self._last = max(now, self._last + 1)
         return f"{self._last:014x}{self._node}"
 
+    def wrote(self, seq: str) -> bool:
+        """Whether this clock (this process) gave out `seq`."""
+        return seq.endswith(self._node)
+
 
 _CLOCK = _SeqClock()
+
+
+def written_here(seq: str) -> bool:
+    """Whether the entry with this `seq` was written by this process, not another replica
+    (or this replica's process before a restart)."""
+    return _CLOCK.wrote(seq)
 
 
 def seq_time(seq: str) -> datetime | None:

@@ -7,7 +7,8 @@ killed holder's lease runs out and a standby takes over. A replica with a state 
 (`SWITCHBOARD_STATE_DIR`) holds the lease under an owner id kept there, so its own process
 restarted after a crash takes the lease back at once instead of waiting for it to run out.
 The holder wakes at once on its own process's writes and polls (`OUTBOX_POLL_INTERVAL_S`)
-for the other replicas' writes.
+for the other replicas' writes; a collection it has lately found other replicas' events in
+it reads five times as often (their writes do not wake it).
 
 A batch that fails for a transient reason (broker down) is retried with backoff and the
 relay reports itself unhealthy. The publish timeout must exceed the producer's request
@@ -48,7 +49,7 @@ from .metrics import (
     OUTBOX_RELAY_ACTIVE,
 )
 from .mongo import Document, MongoDatabase
-from .outbox import OutboxStore, PendingBatch, PendingEntry, seq_time
+from .outbox import OutboxStore, PendingBatch, PendingEntry, seq_time, written_here
 from .state_dir import read_state, write_state
 
 log = logging.getLogger(__name__)
@@ -126,6 +127,15 @@ class RelayLease:
 RELEASE_TIMEOUT_S = 1.0
 """How long a stopping relay tries to hand its lease on before leaving it to expire."""
 
+ELSEWHERE_POLLS = 5
+"""How many times per poll interval the holder reads a collection that other replicas are
+writing into: their writes do not wake it, so their events would wait up to a whole poll
+interval at each hop (at 20 calls/s with two replicas of intake and notes, a p99 from
+capture to `note.created` of 187 ms against 49 with one)."""
+ELSEWHERE_FOR_S = 10.0
+"""How long after it last found another process's event in a collection the holder keeps
+reading that collection often."""
+
 UNREAD_COUNT_INTERVAL_S = 1.0
 """How often a relay working off a backlog counts what it has not read yet (the gauge)."""
 
@@ -171,6 +181,8 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._hinted: set[str] = set()
         self._read_all_at = float("-inf")  # monotonic time of the last pass over every collection
+        self._read_at: dict[str, float] = {}  # monotonic time each collection was last read
+        self._elsewhere: dict[str, float] = {}  # written by other processes: read often until
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._failures: dict[str, int] = {}
@@ -262,12 +274,16 @@ class OutboxRelay:
                 # clear before draining: a write notified during the drain wakes the next pass
                 self._wake.clear()
                 now = time.monotonic()
-                poll_due = now - self._read_all_at >= self._poll_interval_s
-                only = tuple(self._hinted) if woken and self._hinted and not poll_due else None
+                only = self._to_read(now, woken)
                 self._hinted.clear()
-                if only is None:
-                    self._read_all_at = now
-                published, more = await self.drain_once(only)
+                if only == ():  # woken by the clock for nothing due: sleep on
+                    published, more = 0, False
+                else:
+                    if only is None:
+                        self._read_all_at = now
+                    for name in only or self._collections:
+                        self._read_at[name] = now
+                    published, more = await self.drain_once(only)
                 self.healthy = True
                 backoff = 0.1
             except asyncio.CancelledError:
@@ -291,7 +307,31 @@ class OutboxRelay:
                 return
             if more and published > 0:
                 continue
-            await self._sleep(self._poll_interval_s)
+            busy = self._written_elsewhere(time.monotonic())
+            await self._sleep(self._elsewhere_interval_s if busy else self._poll_interval_s)
+
+    @property
+    def _elsewhere_interval_s(self) -> float:
+        return self._poll_interval_s / ELSEWHERE_POLLS
+
+    def _written_elsewhere(self, now: float) -> list[str]:
+        """Collections other processes wrote events into lately."""
+        return [name for name, until in self._elsewhere.items() if until > now]
+
+    def _to_read(self, now: float, woken: bool) -> tuple[str, ...] | None:
+        """The collections this pass reads: None for all (once a poll interval), else those
+        its process just wrote into and those other processes write into, when due. A
+        stopping relay reads all: it flushes."""
+        if self._stopping or now - self._read_all_at >= self._poll_interval_s:
+            return None
+        due = {
+            name
+            for name in self._written_elsewhere(now)
+            if now - self._read_at.get(name, float("-inf")) >= self._elsewhere_interval_s
+        }
+        if woken and self._hinted:
+            due |= self._hinted
+        return tuple(sorted(due))
 
     async def _sleep(self, seconds: float) -> None:
         with contextlib.suppress(TimeoutError):
@@ -301,6 +341,9 @@ class OutboxRelay:
         """Publish one batch of pending events (of `collections`, default all); return how
         many, and whether more wait."""
         batch = await self._store.pending(self._batch_size, collections)
+        for p in batch.entries:
+            if not written_here(p.seq):
+                self._elsewhere[p.collection] = time.monotonic() + ELSEWHERE_FOR_S
         self._observe(batch, await self._unread_documents(batch))
         if not batch.entries:
             return 0, False
