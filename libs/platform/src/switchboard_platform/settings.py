@@ -198,7 +198,8 @@ class ServiceSettings(BaseSettings):
         0.1,
         gt=0,
         description="How often the active relay looks for events written by other replicas "
-        "or before a crash; it also wakes at once on its own process's writes",
+        "or before a crash; it also wakes at once on its own process's writes, and reads a "
+        "collection it lately found other replicas' events in five times as often",
         validation_alias=_env("OUTBOX_POLL_INTERVAL_S"),
     )
     outbox_linger_ms: int = Field(
