@@ -241,6 +241,22 @@ async def test_a_holder_that_lost_its_lease_with_a_wake_up_pending_does_not_spin
     await relay.stop(flush_timeout_s=1)
 
 
+async def test_an_idle_holder_keeps_its_lease_however_long_its_poll_interval() -> None:
+    """A holder that sleeps a poll interval longer than a third of its lease still renews
+    it in time: a lapsed lease would let a standby take over (churn), and a lapsed holder
+    looked like a standby to its own process's writes."""
+    db, broker = FakeDatabase(), FakeBroker()
+    relay = _relay(db, broker, lease_s=1.0, poll_interval_s=300.0)
+    relay.start()
+    await _until(lambda: relay.lease.held)
+    await asyncio.sleep(1.5)  # idle: longer than the lease
+    assert relay.lease.held
+    await db.a.insert_one(with_outbox({"_id": 1}, [_rated("t1")]))
+    relay.notify("a")
+    await _until(lambda: len(broker.published) == 1, timeout_s=2)
+    await relay.stop(flush_timeout_s=1)
+
+
 def _written_elsewhere(doc: dict[str, Any]) -> dict[str, Any]:
     """`doc` as another replica's process would have written it (its seq node differs)."""
 

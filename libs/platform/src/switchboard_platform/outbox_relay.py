@@ -95,7 +95,11 @@ class RelayLease:
     @property
     def renewal_due(self) -> bool:
         """Whether a third of the lease has passed since it was last taken or renewed."""
-        return time.monotonic() - self._renewed_at >= self.ttl_s / 3
+        return self.renewal_in() <= 0
+
+    def renewal_in(self) -> float:
+        """Seconds until the renewal is due (a third of the lease after the last one)."""
+        return self._renewed_at + self.ttl_s / 3 - time.monotonic()
 
     async def acquire(self) -> bool:
         """Take or renew the lease if it is free, expired or ours; True if held now."""
@@ -182,6 +186,7 @@ class OutboxRelay:
         self._hinted: set[str] = set()
         self._read_all_at = float("-inf")  # monotonic time of the last pass over every collection
         self._read_at: dict[str, float] = {}  # monotonic time each collection was last read
+        self._standby = False  # found the lease held by another replica at its last try
         self._elsewhere: dict[str, float] = {}  # written by other processes: read often until
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -199,10 +204,11 @@ class OutboxRelay:
         once a poll interval, however often writes wake the relay (other replicas' events,
         and those left by a crash, wait no longer under load than when idle).
 
-        A standby is not woken: the holder reads its process's writes (within a poll
-        interval), and a standby that takes the lease over reads every collection first.
+        A standby (the lease held by another replica at its last try) is not woken: the
+        holder reads its process's writes (within a poll interval), and a standby that
+        takes the lease over reads every collection first.
         """
-        if not self.lease.held:
+        if self._standby:
             return
         self._hinted.update((collection, *more))
         self._wake.set()
@@ -257,6 +263,7 @@ class OutboxRelay:
                 if self.lease.renewal_due or not self.lease.held:
                     await self.lease.acquire()
                 OUTBOX_RELAY_ACTIVE.labels(service=self._service).set(int(self.lease.held))
+                self._standby = not self.lease.held
                 if not self.lease.held:
                     self.healthy = True  # a standby is healthy
                     if self._stopping:
@@ -308,7 +315,8 @@ class OutboxRelay:
             if more and published > 0:
                 continue
             busy = self._written_elsewhere(time.monotonic())
-            await self._sleep(self._elsewhere_interval_s if busy else self._poll_interval_s)
+            interval = self._elsewhere_interval_s if busy else self._poll_interval_s
+            await self._sleep(min(interval, self.lease.renewal_in()))  # held while idle too
 
     @property
     def _elsewhere_interval_s(self) -> float:
