@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -34,6 +36,7 @@ from switchboard_platform.outbox_relay import (
     replica_lease_owner,
 )
 from switchboard_platform.testing.fakes import FakeBroker, FakeDatabase
+from switchboard_platform.testing.polling import eventually
 
 
 def _rated(tenant: str, score: int = 3) -> Event[NoteRated]:
@@ -180,8 +183,9 @@ async def test_one_lease_holder_at_a_time_and_a_standby_takes_over_a_lapsed_leas
     assert await a.acquire()  # a released lease is free at once
 
 
+@dataclass
 class _Tries:
-    count = 0
+    count: int = 0
 
 
 def _count_tries(lease: RelayLease) -> _Tries:
@@ -302,11 +306,11 @@ async def test_a_collection_other_replicas_write_into_is_read_five_times_as_ofte
     await relay.stop(flush_timeout_s=1)
 
 
-async def _until(condition: Any, timeout_s: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout_s
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
-        await asyncio.sleep(0.001)
+async def _until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
+    async def check() -> bool:
+        return condition()
+
+    await eventually(check, timeout_s=timeout_s, every_s=0.001)
 
 
 async def test_replicas_with_a_crash_publish_every_event_in_per_tenant_order() -> None:

@@ -10,9 +10,8 @@ body (RFC 9110 §9.3.2), and marks every answer `Cache-Control: no-store` and
 `Retry-After` (1 to 3 s, at random) without handing the request on (probes excepted): an
 overloaded process sheds what it cannot serve instead of queueing it, its memory and its
 CPU per request bounded. Slow or oversized request *headers* are cut off earlier, in the
-server protocol (`serve.py`).
-Pure ASGI rather than `BaseHTTPMiddleware`, which runs the rest of the app in a new task
-behind memory streams on every request.
+server protocol (`serve.py`). Pure ASGI rather than `BaseHTTPMiddleware`, which runs the
+rest of the app in a new task behind memory streams on every request.
 """
 
 from __future__ import annotations

@@ -349,9 +349,10 @@ class OutboxRelay:
         """Publish one batch of pending events (of `collections`, default all); return how
         many, and whether more wait."""
         batch = await self._store.pending(self._batch_size, collections)
+        fast_until = time.monotonic() + ELSEWHERE_FOR_S
         for p in batch.entries:
             if not written_here(p.seq):
-                self._elsewhere[p.collection] = time.monotonic() + ELSEWHERE_FOR_S
+                self._elsewhere[p.collection] = fast_until
         self._observe(batch, await self._unread_documents(batch))
         if not batch.entries:
             return 0, False
